@@ -1,0 +1,159 @@
+"""The `costsim` command line: parse, call the Python API, format. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from costsim.errors import CostsimError
+
+app = typer.Typer(
+    help="costsim: what long-context LLM inference costs, per attention family and accelerator.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DEFAULT_MODEL = "llama-3.1-70b"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Dtype(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+    fp4 = "fp4"
+    int4 = "int4"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+ContextOpt = Annotated[str, typer.Option("--context", "-c", help="context tokens: 8192, 128k, 1M, 10M")]
+
+
+def _precision(weights: Dtype, kv: Dtype, state: Dtype):
+    from costsim.spec.dtypes import Precision
+
+    return Precision(weights=weights.value, kv_cache=kv.value, state=state.value)
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def models(fmt: FormatOpt = Format.table) -> None:
+    """List the preset models (use the name with --model / inspect)."""
+    from costsim.api import list_models
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.units import fmt_count
+
+    rows = list_models()
+    if fmt is Format.json:
+        _emit(dumps_json(rows))
+    elif fmt is Format.csv:
+        _emit(dumps_csv(rows))
+    else:
+        _emit(dumps_table(
+            ["name", "layers", "pattern", "params total", "params active", "source file"],
+            [[r["name"], r["num_layers"], r["layer_pattern_summary"], fmt_count(r["params_total"]),
+              fmt_count(r["params_active"]), r["file"]] for r in rows],
+        ))
+
+
+@app.command()
+def inspect(
+    model: Annotated[str, typer.Argument(help="preset name (see `costsim models`) or path to a config.json")]
+    = DEFAULT_MODEL,
+    context: ContextOpt = "131072",
+    batch: Annotated[int, typer.Option(help="sequences per decode step (for decode bytes)")] = 1,
+    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
+    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
+    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Parameters, cache per token and per sequence, prefill and decode FLOPs and bytes of a model."""
+    from costsim.api import inspect_model, load_model
+    from costsim.output.formats import dumps_csv, dumps_json
+    from costsim.units import parse_tokens
+
+    n = parse_tokens(context, "--context")
+    if batch < 1:
+        raise CostsimError(f"--batch: must be a positive integer, got {batch}")
+    result = inspect_model(load_model(model), n, _precision(weight_dtype, kv_dtype, state_dtype), batch)
+    if fmt is Format.json:
+        _emit(dumps_json(result))
+    elif fmt is Format.csv:
+        _emit(dumps_csv([result]))
+    else:
+        _emit(_inspect_table(result))
+
+
+def _inspect_table(r: dict[str, Any]) -> str:
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_bytes, fmt_count, fmt_si
+
+    rows: list[list[Any]] = [
+        ["layers (pattern)", f"{r['num_layers']}  {r['layer_pattern']}"],
+        ["params total", fmt_count(r["params_total"])],
+        ["params active / token", fmt_count(r["params_active"])],
+        ["params embedding + head", fmt_count(r["params_embedding"])],
+        ["weights", fmt_bytes(r["weight_bytes"])],
+        ["cache per token (growing)", f"{r['cache_bytes_per_token']:,.0f} B"],
+        ["cache fixed (windows, state)", fmt_bytes(r["cache_bytes_fixed"])],
+        [f"cache per sequence @ {r['context_tokens']:,}", fmt_bytes(r["cache_bytes_per_sequence"])],
+    ]
+    rows += [[f"  {kind}", fmt_bytes(v)] for kind, v in r["cache_bytes_by_kind"].items()]
+    rows += [
+        [f"prefill {r['context_tokens']:,} tokens", fmt_si(r["prefill_flops"], "FLOP")],
+        [f"decode / token @ {r['context_tokens']:,}", fmt_si(r["decode_flops_per_token"], "FLOP")],
+        [f"decode bytes / step (batch {r['batch']})", fmt_bytes(r["decode_bytes_per_step"])],
+    ]
+    rows += [[f"  {k}", fmt_bytes(v)] for k, v in r["decode_bytes_by_type"].items() if v]
+    rows.append(["decode intensity", f"{r['decode_arithmetic_intensity']:.2f} FLOP/B"])
+    p = r["precision"]
+    title = f"{r['model']}  (weights {p['weights']}, kv {p['kv_cache']}, state {p['state']})"
+    return dumps_table(["quantity", "value"], rows, title=title)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every user error becomes one line on stderr and exit code 2."""
+    try:  # typer >= 0.20 vendors click; older typer uses the click package
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_exc
+
+    args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
+    try:
+        app(args=args, prog_name="costsim", standalone_mode=False)
+    except CostsimError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except click_exc.UsageError as exc:
+        sys.stderr.write("error: " + " ".join(exc.format_message().split()) + "\n")
+        return 2
+    except click_exc.ClickException as exc:
+        sys.stderr.write("error: " + " ".join(exc.format_message().split()) + "\n")
+        return 2
+    except typer.Abort:
+        sys.stderr.write("error: aborted\n")
+        return 2
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""costsim's own model file (TOML or JSON) for architectures that have no config.json yet.
+
+Two forms:
+
+1. A full spec: the fields of ``ModelSpec`` with an explicit ``layers`` list.
+2. A pattern: ``mixers`` and ``ffns`` tables keyed by one letter, a ``pattern`` string tiled over
+   ``num_layers`` (and optionally an ``ffn_pattern``). With ``base = "<preset or config path>"``
+   the model starts as a copy of that one; a ``=`` in ``pattern`` keeps the base layer's mixer, so
+   "Llama-3.1-70B with 3 of every 4 layers Gated DeltaNet" is ``base = "llama-3.1-70b"``,
+   ``pattern = "GGG="`` and one ``[mixers.G]`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from costsim.errors import CostsimError
+from costsim.spec.model import FFN, Layer, Mixer, ModelSpec
+
+KEEP = "="
+_MIXER = TypeAdapter(Mixer)
+_FFN = TypeAdapter(FFN)
+
+NATIVE_KEYS = {"layers", "pattern", "base", "mixers"}
+
+
+def is_native(data: dict[str, Any]) -> bool:
+    return "model_type" not in data and bool(NATIVE_KEYS & set(data))
+
+
+def _tile(pattern: str, n: int, field: str, where: str) -> str:
+    if not pattern:
+        raise CostsimError(f"{where}: field '{field}' is empty; give one letter per layer, e.g. \"GGGA\"")
+    return (pattern * (n // len(pattern) + 1))[:n]
+
+
+def from_native(data: dict[str, Any], where: str, load_base: Callable[[str], ModelSpec]) -> ModelSpec:
+    if "layers" in data:
+        return ModelSpec.model_validate(data)
+    base = load_base(str(data["base"])) if "base" in data else None
+    n_layers = int(data.get("num_layers", base.num_layers if base else 0))
+    if n_layers <= 0:
+        raise CostsimError(f"{where}: field 'num_layers' is missing or not positive; set the number of layers")
+    if "pattern" not in data:
+        raise CostsimError(f"{where}: field 'pattern' is missing; give one mixer letter per layer, e.g. \"GGGA\"")
+    mixers = {k: _MIXER.validate_python(v) for k, v in dict(data.get("mixers", {})).items()}
+    ffns = {k: _FFN.validate_python(v) for k, v in dict(data.get("ffns", {})).items()}
+    pattern = _tile(str(data["pattern"]), n_layers, "pattern", where)
+    ffn_pattern = _tile(str(data["ffn_pattern"]), n_layers, "ffn_pattern", where) if "ffn_pattern" in data else None
+    if ffn_pattern is None and base is None and len(ffns) > 1:
+        raise CostsimError(f"{where}: several [ffns] but no 'ffn_pattern'; add one letter per layer")
+    hidden = int(data.get("hidden_size", base.hidden_size if base else 0))
+    norm_params = int(data.get("norm_params_per_layer", 2 * hidden))
+    layers = []
+    for i, letter in enumerate(pattern):
+        base_layer = base.layers[i] if base and i < base.num_layers else None
+        if letter == KEEP:
+            if base_layer is None:
+                raise CostsimError(f"{where}: pattern '=' at layer {i} needs a 'base' model with that layer")
+            mixer = base_layer.mixer
+        elif letter == "-":
+            mixer = None
+        elif letter in mixers:
+            mixer = mixers[letter]
+        else:
+            raise CostsimError(f"{where}: pattern letter '{letter}' has no [mixers.{letter}] table; add one")
+        if ffn_pattern is not None:
+            key = ffn_pattern[i]
+            if key != "-" and key not in ffns:
+                raise CostsimError(f"{where}: ffn_pattern letter '{key}' has no [ffns.{key}] table; add one")
+            ffn = None if key == "-" else ffns[key]
+        elif ffns:
+            ffn = next(iter(ffns.values()))
+        else:
+            ffn = base_layer.ffn if base_layer else None
+        layers.append(Layer(mixer=mixer, ffn=ffn,
+                            norm_params=base_layer.norm_params if base_layer and "norm_params_per_layer" not in data
+                            else norm_params))
+    fields = {"name": data.get("name", base.name if base else "model"), "hidden_size": hidden,
+              "vocab_size": data.get("vocab_size", base.vocab_size if base else None),
+              "tie_embeddings": data.get("tie_embeddings", base.tie_embeddings if base else False),
+              "final_norm_params": data.get("final_norm_params", hidden),
+              "max_context": data.get("max_context", base.max_context if base else None),
+              "source": f"costsim model file {where}" + (f" (base {data['base']})" if base else ""),
+              "layers": layers}
+    return ModelSpec.model_validate(fields)

@@ -1,0 +1,56 @@
+"""Storage types and their sizes. Dtypes are deployment choices, not model facts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+DtypeName = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "fp4": 0.5,
+    "int4": 0.5,
+}
+
+
+def dtype_bytes(name: str) -> float:
+    return DTYPE_BYTES[name]
+
+
+class Precision(BaseModel):
+    """Bytes per element of each kind of data a deployment stores.
+
+    The recurrent state defaults to fp32 because the reference kernels (fla, MiniMax, mamba_ssm)
+    accumulate it in fp32; serving engines often keep it in bf16 — pass ``state="bf16"`` then.
+    The short-convolution state follows the activations, as in vLLM and mamba_ssm.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: DtypeName = "bf16"
+    kv_cache: DtypeName = "bf16"
+    state: DtypeName = "fp32"
+    activations: DtypeName = "bf16"
+
+    @property
+    def weight_bytes(self) -> float:
+        return DTYPE_BYTES[self.weights]
+
+    @property
+    def kv_bytes(self) -> float:
+        return DTYPE_BYTES[self.kv_cache]
+
+    @property
+    def state_bytes(self) -> float:
+        return DTYPE_BYTES[self.state]
+
+    @property
+    def act_bytes(self) -> float:
+        return DTYPE_BYTES[self.activations]

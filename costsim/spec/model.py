@@ -1,0 +1,246 @@
+"""ModelSpec: an ordered list of layers, each an attention *mixer* and an *FFN*.
+
+One pydantic model per attention family, discriminated by ``family``; FFNs discriminated by
+``kind``. Hybrids are simply lists with mixed mixers. Dtypes are not here: they are deployment
+choices (see ``costsim.spec.dtypes.Precision``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SoftmaxHeads(_Strict):
+    num_heads: PositiveInt
+    num_kv_heads: PositiveInt
+    head_dim: PositiveInt
+    qkv_bias: bool = False
+    o_bias: bool = False
+    output_gate: bool = Field(False, description="Qwen3-Next: q_proj also emits a sigmoid gate per output element")
+    qk_norm: Literal["none", "rms", "l2"] = Field("none", description="rms has head_dim weights for q and k; l2 none")
+    sinks: bool = Field(False, description="GPT-OSS: one learned logit per head, no KV")
+
+    @model_validator(mode="after")
+    def _groups_divide(self) -> _SoftmaxHeads:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        return self
+
+
+class DenseAttention(_SoftmaxHeads):
+    """Full causal softmax attention: MHA (kv = q heads), GQA, MQA (kv = 1)."""
+
+    family: Literal["dense"] = "dense"
+
+
+class SlidingAttention(_SoftmaxHeads):
+    """Each query attends the ``window`` most recent tokens, itself included (Mistral, Gemma 3 local,
+    GPT-OSS even layers)."""
+
+    family: Literal["sliding"] = "sliding"
+    window: PositiveInt
+
+
+class ChunkedAttention(_SoftmaxHeads):
+    """Query t attends [C*floor(t/C), t] (Llama 4 local layers)."""
+
+    family: Literal["chunked"] = "chunked"
+    chunk: PositiveInt
+
+
+class _MLAFields(_Strict):
+    num_heads: PositiveInt
+    q_lora_rank: PositiveInt | None = None
+    kv_lora_rank: PositiveInt
+    qk_nope_head_dim: PositiveInt
+    qk_rope_head_dim: PositiveInt
+    v_head_dim: PositiveInt
+
+
+class MLAttention(_MLAFields):
+    """DeepSeek multi-head latent attention: caches one latent (kv_lora_rank) plus one shared rope key
+    per token. Prefill runs in expanded (MHA) form, decode in absorbed (MQA) form."""
+
+    family: Literal["mla"] = "mla"
+
+
+class DSAttention(_MLAFields):
+    """DeepSeek Sparse Attention (V3.2): a lightning indexer scores every past token with FP8 keys,
+    then MLA (absorbed) attends only the top-k."""
+
+    family: Literal["dsa"] = "dsa"
+    index_n_heads: PositiveInt
+    index_head_dim: PositiveInt
+    index_topk: PositiveInt
+
+
+class NSAttention(_SoftmaxHeads):
+    """Native Sparse Attention: compressed, selected and sliding-window branches over a GQA cache."""
+
+    family: Literal["nsa"] = "nsa"
+    compress_block: PositiveInt = 32
+    compress_stride: PositiveInt = 16
+    select_block: PositiveInt = 64
+    select_count: PositiveInt = 16
+    window: PositiveInt = 512
+
+
+class LinearAttention(_Strict):
+    """Lightning / linear attention with decay (MiniMax-01/M1): state d_k x d_v per head."""
+
+    family: Literal["linear"] = "linear"
+    num_heads: PositiveInt
+    head_dim: PositiveInt
+    chunk_size: PositiveInt = 256
+    output_gate: bool = True
+
+
+class GatedDeltaNet(_Strict):
+    """Gated delta rule: Gated DeltaNet (scalar decay per head; Qwen3-Next) or KDA (per-channel decay;
+    Kimi Linear). Key heads may be fewer than value heads; the state follows the value heads."""
+
+    family: Literal["gated_delta"] = "gated_delta"
+    variant: Literal["gdn", "kda"] = "gdn"
+    num_k_heads: PositiveInt
+    num_v_heads: PositiveInt
+    head_k_dim: PositiveInt
+    head_v_dim: PositiveInt
+    conv_kernel: PositiveInt = 4
+    chunk_size: PositiveInt = 64
+    gate_low_rank: NonNegInt = Field(0, description="KDA: rank of the decay and output-gate projections")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> GatedDeltaNet:
+        if self.num_v_heads % self.num_k_heads:
+            raise ValueError(
+                f"num_v_heads ({self.num_v_heads}) must be a multiple of num_k_heads ({self.num_k_heads})"
+            )
+        return self
+
+
+class Mamba2Mixer(_Strict):
+    """Mamba-2 (SSD): H heads of P channels, state N per channel shared by G groups of B/C."""
+
+    family: Literal["mamba2"] = "mamba2"
+    num_heads: PositiveInt
+    head_dim: PositiveInt
+    d_state: PositiveInt
+    n_groups: PositiveInt = 1
+    conv_kernel: PositiveInt = 4
+    chunk_size: PositiveInt = 256
+    in_proj_bias: bool = False
+    out_proj_bias: bool = False
+    conv_bias: bool = True
+
+    @property
+    def d_inner(self) -> int:
+        return self.num_heads * self.head_dim
+
+
+class MambaMixer(_Strict):
+    """Mamba-1 selective scan (Jamba): state d_state per inner channel."""
+
+    family: Literal["mamba"] = "mamba"
+    d_inner: PositiveInt
+    d_state: PositiveInt
+    dt_rank: PositiveInt
+    conv_kernel: PositiveInt = 4
+    conv_bias: bool = True
+    in_out_bias: bool = False
+    inner_layernorms: bool = Field(False, description="Jamba: RMSNorms on dt, B and C")
+
+
+Mixer = Annotated[
+    DenseAttention
+    | SlidingAttention
+    | ChunkedAttention
+    | MLAttention
+    | DSAttention
+    | NSAttention
+    | LinearAttention
+    | GatedDeltaNet
+    | Mamba2Mixer
+    | MambaMixer,
+    Field(discriminator="family"),
+]
+
+SOFTMAX_FAMILIES = ("dense", "sliding", "chunked", "mla", "dsa", "nsa")
+RECURRENT_FAMILIES = ("linear", "gated_delta", "mamba2", "mamba")
+
+Activation = Literal["swiglu", "geglu", "gelu", "relu2", "relu", "silu"]
+GATED_ACTIVATIONS = ("swiglu", "geglu")
+
+
+class DenseFFN(_Strict):
+    kind: Literal["dense"] = "dense"
+    intermediate_size: PositiveInt
+    activation: Activation = "swiglu"
+    bias: bool = False
+
+
+class MoEFFN(_Strict):
+    """Routed experts (top-k of E) plus optional always-on shared experts."""
+
+    kind: Literal["moe"] = "moe"
+    num_experts: PositiveInt
+    top_k: PositiveInt
+    expert_intermediate_size: PositiveInt
+    shared_intermediate_size: NonNegInt = Field(0, description="total width of the shared expert(s)")
+    activation: Activation = "swiglu"
+    expert_bias: bool = Field(False, description="GPT-OSS: biases on expert projections")
+    router_bias: bool = Field(False, description="a bias (or DeepSeek's score-correction bias) per expert")
+    shared_expert_gate: bool = Field(False, description="Qwen3-Next: sigmoid gate d -> 1 on the shared expert")
+
+    @model_validator(mode="after")
+    def _topk_fits(self) -> MoEFFN:
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k ({self.top_k}) cannot exceed num_experts ({self.num_experts})")
+        return self
+
+
+FFN = Annotated[DenseFFN | MoEFFN, Field(discriminator="kind")]
+
+
+class Layer(_Strict):
+    mixer: Mixer | None = None
+    ffn: FFN | None = None
+    norm_params: NonNegInt = Field(0, description="weights of this layer's norms (e.g. 2 x hidden)")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Layer:
+        if self.mixer is None and self.ffn is None:
+            raise ValueError("a layer needs a mixer, an ffn, or both")
+        return self
+
+
+class ModelSpec(_Strict):
+    name: str
+    hidden_size: PositiveInt
+    vocab_size: PositiveInt
+    tie_embeddings: bool = False
+    layers: list[Layer] = Field(min_length=1)
+    final_norm_params: NonNegInt = 0
+    max_context: PositiveInt | None = None
+    source: str = ""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def layer_pattern(self) -> str:
+        """One letter per layer's mixer, e.g. 'LLLA...' ('-' for an FFN-only layer)."""
+        letters = {
+            "dense": "A", "sliding": "S", "chunked": "C", "mla": "M", "dsa": "D", "nsa": "N",
+            "linear": "L", "gated_delta": "G", "mamba2": "2", "mamba": "1",
+        }
+        return "".join(letters[lay.mixer.family] if lay.mixer else "-" for lay in self.layers)
