@@ -44,14 +44,15 @@ class Cost:
         bytes_cache_write: ArrayLike = 0.0,
         bytes_activations: ArrayLike = 0.0,
     ) -> Cost:
-        return Cost(
+        # one common shape, so every field of a cost indexes the same (context, batch, ...) grid
+        return Cost(*np.broadcast_arrays(
             as_array(flops_matrix),
             as_array(flops_vector),
             as_array(bytes_weights),
             as_array(bytes_cache_read),
             as_array(bytes_cache_write),
             as_array(bytes_activations),
-        )
+        ))
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
