@@ -3,6 +3,7 @@
 # (<hardware>-quick.* with --quick). <hardware> is the profile name the benchmark derives from the
 # GPU's own name (e.g. "NVIDIA H100 80GB HBM3" -> h100-sxm, "NVIDIA H200" -> h200).
 #   ./run.sh [--quick] [--outdir DIR] [--only memory,launch,gemm,decode,linear_decode,prefill,linear_prefill]
+#   DEADLINE=480 (seconds; default 480, 100 with --quick): sections stop early once it has passed
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 outdir="$here/../measurements"
@@ -27,7 +28,9 @@ log="$outdir/run-$$.log"
   nvcc --version | tail -2
 } > "$log"
 set +e
-"$here/build/costsim_bench" "${args[@]}" --out "$tmp" 2> >(tee -a "$log" >&2)
+# sections stop starting new points after DEADLINE seconds; the process is killed after DEADLINE+60
+deadline=${DEADLINE:-$([ "$quick" = 1 ] && echo 100 || echo 480)}
+timeout $((deadline + 60)) "$here/build/costsim_bench" "${args[@]}" --deadline "$deadline" --out "$tmp" 2> >(tee -a "$log" >&2)
 rc=$?
 set -e
 sleep 0.5

@@ -4,7 +4,8 @@
 
 // kernel instances
 #define DEC_GQA 128, 128, 1, 4, 64, 3, false
-#define DEC_MLA 576, 256, 4, 1, 32, 2, true
+#define DEC_MLA 576, 256, 8, 1, 32, 2, true
+constexpr int MLA_ROWS = 8 * 16;  // query heads per MLA CTA
 #define PREFILL 128, 128, 4, 1, 64, 2, false
 
 template <int DQK, int DV, int RG, int TG, int TN, int STAGES, bool VK>
@@ -147,7 +148,7 @@ static DecPlan plan_decode(const DecCfg& c, int B, int ctx, int force_split) {
   a.B = B; a.Hq = c.Hq; a.Hkv = c.Hkv; a.G = c.Hq / c.Hkv; a.ctx = ctx;
   a.DVtot = c.dv;
   a.ldk = c.dqk; a.ldv = c.dv;
-  if (c.mla) { a.nvh = c.dv / 256; a.hb = a.G / 64; }
+  if (c.mla) { a.nvh = c.dv / 256; a.hb = a.G / MLA_ROWS; }
   else { a.nvh = 1; a.hb = 1; }
   int per_split_ctas = c.Hkv * a.hb * a.nvh * B;
   int resident = c.mla ? g.prop.multiProcessorCount : 2 * g.prop.multiProcessorCount;
@@ -265,7 +266,7 @@ void run_decode_attention() {
     if (!ok) { fprintf(stderr, "attention_decode %s: check failed, not timed\n", c.name); continue; }
     for (int B : Bs) {
       for (int ctx : ctxs) {
-        if (now_s() - t0 > 1.6 * g.section_budget_s) { fprintf(stderr, "decode: section budget reached\n"); return; }
+        if (now_s() - t0 > 1.6 * g.section_budget_s || past_deadline()) { fprintf(stderr, "decode: section budget reached\n"); return; }
         double kvb = (double)B * c.Hkv * ctx * (c.dqk + (c.mla ? 0 : c.dv)) * 2;
         if (!fits(kvb)) continue;
         DecPlan p = plan_decode(c, B, ctx, 0);
@@ -296,20 +297,36 @@ void run_decode_attention() {
         fill_bf16(q, qn * sets, 3, 1.f);
         fill_bf16(k, kn * sets, 4, 1.f);
         if (!c.mla) fill_bf16(v, vn * sets, 5, 1.f);
-        p.a.opart = opart; p.a.mlpart = ml;
-        Timing t = bench([&](int r) {
-          int s = r % sets;
-          DecPlan pp = p;
-          pp.a.q = q + qn * s; pp.a.k = k + kn * s; pp.a.v = v + (c.mla ? kn : vn) * s; pp.a.o = o + on * s;
-          run_decode(pp, c);
-        });
+        // small grids: also try half and twice the split count, keep the fastest (all checked paths)
+        std::vector<int> cand = {p.nsplit};
+        int grid_ctas = p.grid.y * B;
+        if (grid_ctas < 2 * g.prop.multiProcessorCount) {
+          if (p.nsplit >= 2) cand.push_back(p.nsplit / 2);
+          if (p.nsplit * 2 <= ctx / 128) cand.push_back(p.nsplit * 2);
+        }
+        Timing t;
+        int ncand = 0;
+        for (int fs : cand) {
+          DecPlan pc = plan_decode(c, B, ctx, fs);
+          pc.a.page_table = p.a.page_table; pc.a.max_pages = p.a.max_pages;
+          float* opc = (float*)pool_get(4, (size_t)B * c.Hq * pc.nsplit * c.dv * 4);
+          float* mlc = (float*)pool_get(5, (size_t)B * c.Hq * pc.nsplit * 8);
+          pc.a.opart = opc; pc.a.mlpart = mlc;
+          Timing tc = bench([&](int r) {
+            int s = r % sets;
+            DecPlan pp = pc;
+            pp.a.q = q + qn * s; pp.a.k = k + kn * s; pp.a.v = v + (c.mla ? kn : vn) * s; pp.a.o = o + on * s;
+            run_decode(pp, c);
+          });
+          if (ncand++ == 0 || tc.med < t.med) { t = tc; p.nsplit = pc.nsplit; }
+        }
         double bytes = (double)(B * (double)c.Hkv * ctx * (c.dqk + (c.mla ? 0 : c.dv)) * 2) + (qn + on) * 2.0;
         double flops = c.mla ? 2.0 * B * c.Hq * (double)ctx * (c.dqk + c.dv) : 4.0 * B * c.Hq * (double)ctx * c.dqk;
         Rec rec("attention_decode");
         rec.i("batch", B).i("context", ctx).i("heads", c.Hq).i("kv_heads", c.Hkv);
         if (c.mla) rec.i("head_dim", c.dqk).i("kv_lora_rank", 512).i("rope_dim", 64).i("v_head_dim", c.dv);
         else rec.i("head_dim", c.dqk);
-        rec.str("variant", c.name).b("paged", c.paged).i("splits", p.nsplit);
+        rec.str("variant", c.name).b("paged", c.paged).i("splits", p.nsplit).i("split_candidates", ncand);
         if (c.paged) rec.i("page_size", 64);
         emit(rec, "bf16", "microbench", t, flops, bytes);
         fprintf(stderr, "decode %-22s B=%3d ctx=%6d splits=%3d %10.2f us %7.1f GB/s (%.0f%% of copy) %6.1f TF/s\n", c.name,
@@ -453,7 +470,7 @@ void run_prefill_attention() {
     bool ok = prefill_point(cc, 2, 1024, 4, 2, true);
     if (!ok) { fprintf(stderr, "attention_prefill %s: check failed, not timed\n", c.name); continue; }
     for (int S : Ss) {
-      if (now_s() - t0 > g.section_budget_s) { fprintf(stderr, "prefill: section budget reached\n"); return; }
+      if (now_s() - t0 > g.section_budget_s || past_deadline()) { fprintf(stderr, "prefill: section budget reached\n"); return; }
       // keep the token count per point near 32k-64k so the grid fills the chip
       int B = std::max(1, 16384 / S);
       prefill_point(c, B, S, H, Hkv, false);

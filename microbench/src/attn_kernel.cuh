@@ -77,7 +77,9 @@ struct AttnCfg {
   static constexpr int V_BYTES = V_FROM_K ? 0 : TN * LDVS * 2;
   static constexpr int STAGE_BYTES = STAGES * (K_BYTES + V_BYTES);
   static constexpr int COMB_BYTES = RG * TG * (16 * DV + 32) * 4;
-  static constexpr int SMEM = Q_BYTES + (STAGE_BYTES > COMB_BYTES ? STAGE_BYTES : COMB_BYTES);
+  // after the loop the whole buffer (Q included) is reused to combine the warps' partial results
+  static constexpr int SMEM = Q_BYTES + STAGE_BYTES > COMB_BYTES ? Q_BYTES + STAGE_BYTES : COMB_BYTES;
+  static_assert(SMEM <= 227 * 1024, "shared memory over the sm_90 per-block limit");
   static_assert(WN % 16 == 0, "tokens per warp must be a multiple of 16");
   static_assert(DQK % 16 == 0 && DV % 16 == 0, "dims must be multiples of 16");
 };
@@ -292,7 +294,7 @@ __global__ void __launch_bounds__(32 * RG * TG) attn_kernel(const AttnArgs a) {
   __syncthreads();
 
   // ---------------- combine the TG warps of each row group through shared memory, write out
-  float* comb = (float*)stage_base;  // [RG*TG][16*DV + 32]
+  float* comb = (float*)smem;  // [RG*TG][16*DV + 32]
   {
     float* mine = comb + (size_t)warp * (16 * DV + 32);
 #pragma unroll

@@ -44,6 +44,7 @@ struct Ctx {
 extern Ctx g;
 
 double now_s();
+bool past_deadline();  // --deadline seconds since start reached: sections stop early
 
 // ---------------------------------------------------------------- JSON record builder
 struct Rec {

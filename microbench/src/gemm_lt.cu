@@ -119,7 +119,7 @@ void run_gemm() {
     for (auto& sh : shapes) {
       for (int M : Ms) {
         if (dtype_failed) break;
-        if (now_s() - t0 > 2.0 * g.section_budget_s) { fprintf(stderr, "gemm: section budget reached\n"); return; }
+        if (now_s() - t0 > 2.0 * g.section_budget_s || past_deadline()) { fprintf(stderr, "gemm: section budget reached\n"); return; }
         int N = sh.n, K = sh.k;
         size_t es = fp8 ? 1 : 2;
         size_t xb = (size_t)M * K * es, wb = (size_t)N * K * es, yb = (size_t)M * N * 2;

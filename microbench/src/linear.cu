@@ -260,7 +260,7 @@ void run_linear_decode() {
       continue;
     }
     for (int B : Bs) {
-      if (now_s() - t0 > g.section_budget_s) { fprintf(stderr, "linear_decode: section budget reached\n"); return; }
+      if (now_s() - t0 > g.section_budget_s || past_deadline()) { fprintf(stderr, "linear_decode: section budget reached\n"); return; }
       size_t sn = (size_t)B * c.Hv * c.DK * c.DV;
       size_t setb = sn * 4 + (size_t)B * (2 * c.Hk * c.DK + 2 * c.Hv * c.DV) * 2;
       int sets = nsets_for(setb);
@@ -504,7 +504,7 @@ void run_linear_prefill() {
   double t0 = now_s();
   for (auto& c : cfgs)
     for (int T : Ts) {
-      if (now_s() - t0 > g.section_budget_s) { fprintf(stderr, "linear_prefill: section budget reached\n"); return; }
+      if (now_s() - t0 > g.section_budget_s || past_deadline()) { fprintf(stderr, "linear_prefill: section budget reached\n"); return; }
       int B = 1, H = c.H;
       size_t n = (size_t)B * H * T * HD;
       int sets = nsets_for(n * 8);

@@ -103,7 +103,7 @@ void run_memory() {
       emit(r, "int8", "microbench", t, 0, moved);
       fprintf(stderr, "%-4s %10zu KiB  %9.2f us  %8.1f GB/s\n", copy ? "copy" : "read", b >> 10, t.med * 1e6,
               moved / t.med / 1e9);
-      if (now_s() - t0 > g.section_budget_s) { fprintf(stderr, "memory: section budget reached\n"); return; }
+      if (now_s() - t0 > g.section_budget_s || past_deadline()) { fprintf(stderr, "memory: section budget reached\n"); return; }
     }
   }
   // L2-resident (same buffer every rep) for the log only: shows the L2-to-HBM transition
