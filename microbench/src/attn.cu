@@ -20,17 +20,39 @@ static void launch_attn(const AttnArgs& a, dim3 grid) {
   attn_kernel<DQK, DV, RG, TG, TN, STAGES, VK><<<grid, C::NT, C::SMEM>>>(a);
 }
 
+// combine the splits of one (batch, head) row: warp 0 turns the per-split (m, l) into weights in shared
+// memory, then every thread sums its value columns over the splits with independent loads
 __global__ void k_combine(const float* opart, const float* ml, bf16* o, int nsplit, int DVtot) {
+  extern __shared__ float wsm[];
   size_t row = blockIdx.x;
-  float M = -INFINITY;
-  for (int s = 0; s < nsplit; s++) M = fmaxf(M, ml[(row * nsplit + s) * 2]);
-  float L = 0;
-  for (int s = 0; s < nsplit; s++) L += ml[(row * nsplit + s) * 2 + 1] * exp2f(ml[(row * nsplit + s) * 2] - M);
+  const float* mlr = ml + row * nsplit * 2;
+  if (threadIdx.x < 32) {
+    float M = -INFINITY;
+    for (int s = threadIdx.x; s < nsplit; s += 32) M = fmaxf(M, mlr[2 * s]);
+    for (int k = 16; k > 0; k >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffff, M, k));
+    float L = 0;
+    for (int s = threadIdx.x; s < nsplit; s += 32) {
+      float w = exp2f(mlr[2 * s] - M);
+      wsm[s] = w;
+      L += w * mlr[2 * s + 1];
+    }
+    for (int k = 16; k > 0; k >>= 1) L += __shfl_xor_sync(0xffffffff, L, k);
+    __syncwarp();
+    for (int s = threadIdx.x; s < nsplit; s += 32) wsm[s] /= L;
+  }
+  __syncthreads();
+  const float* op = opart + row * nsplit * DVtot;
   for (int d = threadIdx.x; d < DVtot; d += blockDim.x) {
-    float acc = 0;
-    for (int s = 0; s < nsplit; s++)
-      acc += opart[(row * nsplit + s) * DVtot + d] * exp2f(ml[(row * nsplit + s) * 2] - M);
-    o[row * DVtot + d] = __float2bfloat16(acc / L);
+    float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+    int s = 0;
+    for (; s + 3 < nsplit; s += 4) {
+      acc0 += op[(size_t)s * DVtot + d] * wsm[s];
+      acc1 += op[(size_t)(s + 1) * DVtot + d] * wsm[s + 1];
+      acc2 += op[(size_t)(s + 2) * DVtot + d] * wsm[s + 2];
+      acc3 += op[(size_t)(s + 3) * DVtot + d] * wsm[s + 3];
+    }
+    for (; s < nsplit; s++) acc0 += op[(size_t)s * DVtot + d] * wsm[s];
+    o[row * DVtot + d] = __float2bfloat16((acc0 + acc1) + (acc2 + acc3));
   }
 }
 
@@ -171,7 +193,7 @@ static void run_decode(const DecPlan& p, const DecCfg& c) {
   else launch_attn<DEC_GQA>(p.a, p.grid);
   CKL();
   if (p.nsplit > 1) {
-    k_combine<<<p.a.B * p.a.Hq, 128>>>(p.a.opart, p.a.mlpart, p.a.o, p.nsplit, p.a.DVtot);
+    k_combine<<<p.a.B * p.a.Hq, 128, p.nsplit * sizeof(float)>>>(p.a.opart, p.a.mlpart, p.a.o, p.nsplit, p.a.DVtot);
   }
 }
 
