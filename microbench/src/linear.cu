@@ -34,9 +34,16 @@ __global__ void __launch_bounds__(256) k_state_step(LinArgs a) {
   const bf16* k = a.k + ((size_t)b * a.Hk + kh) * DK;
   __shared__ float red[2][RPP][DV];
   __shared__ float s_kq;
+  __shared__ float sk[DK], sq[DK], sdec[DK];  // per-row scalars, loaded once per CTA
   float4 s[ROWS];
 #pragma unroll
   for (int i = 0; i < ROWS; i++) s[i] = __ldcs(reinterpret_cast<const float4*>(S + (size_t)(r0 + i * RPP) * DV + c0));
+  for (int r = tid; r < DK; r += 256) {
+    sk[r] = __bfloat162float(k[r]);
+    sq[r] = __bfloat162float(q[r]);
+    if (VAR == GLA || VAR == KDA) sdec[r] = __expf(a.gate[(size_t)bh * DK + r]);
+  }
+  __syncthreads();
   float vv[4];
   {
     const bf16* v = a.v + (size_t)bh * DV + c0;
@@ -51,8 +58,8 @@ __global__ void __launch_bounds__(256) k_state_step(LinArgs a) {
 #pragma unroll
   for (int i = 0; i < ROWS; i++) {
     int r = r0 + i * RPP;
-    float kr = __bfloat162float(k[r]), qr = __bfloat162float(q[r]);
-    float dec = (VAR == GLA || VAR == KDA) ? __expf(a.gate[(size_t)bh * DK + r]) : sdecay;
+    float kr = sk[r], qr = sq[r];
+    float dec = (VAR == GLA || VAR == KDA) ? sdec[r] : sdecay;
     float* e = reinterpret_cast<float*>(&s[i]);
     if (VAR == GDN || VAR == KDA) {
 #pragma unroll
@@ -73,7 +80,7 @@ __global__ void __launch_bounds__(256) k_state_step(LinArgs a) {
   if (VAR == GDN || VAR == KDA) {
     if (tid < 32) {  // k . q
       float x = 0;
-      for (int r = tid; r < DK; r += 32) x += __bfloat162float(k[r]) * __bfloat162float(q[r]);
+      for (int r = tid; r < DK; r += 32) x += sk[r] * sq[r];
       for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffff, x, o);
       if (tid == 0) s_kq = x;
     }
@@ -103,7 +110,7 @@ __global__ void __launch_bounds__(256) k_state_step(LinArgs a) {
 #pragma unroll
     for (int i = 0; i < ROWS; i++) {
       int r = r0 + i * RPP;
-      float kr = __bfloat162float(k[r]);
+      float kr = sk[r];
       float* e = reinterpret_cast<float*>(&s[i]);
 #pragma unroll
       for (int j = 0; j < 4; j++) e[j] += kr * vn[j];
