@@ -469,6 +469,264 @@ __global__ void k_scan_ref(const bf16* q, const bf16* k, const bf16* v, const fl
   }
 }
 
+// ================================================================ chunked gated delta rule (GDN), chunk 64
+// Per value head, state S (d_k x d_v), S_t = a_t (I - b_t k_t k_t^T) S_{t-1} + b_t k_t v_t^T, o_t = S_t^T q_t.
+// Within a chunk with cumulative decay g_t = prod_{j<=t} a_j and d_t = b_t (v_t - a_t S_{t-1}^T k_t):
+//   (I + A) D = diag(b) V - diag(b g) K S0,  A_tj = b_t (g_t/g_j) k_t.k_j  (j < t)
+//   => D = U - W S0 with [W | U] = (I + A)^-1 [diag(b g) K | diag(b) V]          (K1, parallel per chunk)
+//   O = diag(g) Q S0 + M D,  M_tj = (g_t/g_j) q_t.k_j (j <= t);  S_C = g_C S0 + sum_t (g_C/g_t) k_t d_t^T
+//                                                                                  (K2, sequential per chunk)
+// K2 runs one CTA per (batch, value head, 32 value columns): the columns of S are independent.
+constexpr int GK1_SMEM = (CH * HD + 2 * CH * (CH + 1) + CH * 2 * HD + 2 * CH) * 4;
+__global__ void __launch_bounds__(256) k_gdn_prep(const bf16* q, const bf16* k, const bf16* v, const float* lga,
+                                                  const float* beta, float* W, float* U, float* M, float* gcum,
+                                                  int Hk, int Hv, int T) {
+  extern __shared__ float sm[];
+  float* Ks = sm;                    // [CH][HD]
+  float* A = Ks + CH * HD;           // [CH][CH+1]
+  float* Ms = A + CH * (CH + 1);     // [CH][CH+1]
+  float* X = Ms + CH * (CH + 1);     // [CH][2*HD]  (Q staged here first)
+  float* gc = X + CH * 2 * HD;       // [CH]
+  float* bt = gc + CH;               // [CH]
+  int c = blockIdx.x, bh = blockIdx.y, b = bh / Hv, h = bh % Hv, kh = h / (Hv / Hk);
+  int nc = T / CH, tid = threadIdx.x;
+  size_t kbase = (((size_t)b * Hk + kh) * T + (size_t)c * CH) * HD;
+  size_t vbase = ((size_t)bh * T + (size_t)c * CH) * HD;
+  size_t gbase = (size_t)bh * T + (size_t)c * CH;
+  for (int e = tid; e < CH * HD; e += 256) {
+    Ks[e] = __bfloat162float(k[kbase + e]);
+    X[e] = __bfloat162float(q[kbase + e]);  // Q, [CH][HD] packed
+  }
+  if (tid == 0) {
+    float s = 0;
+    for (int t = 0; t < CH; t++) { s += lga[gbase + t]; gc[t] = s; }
+  }
+  if (tid < CH) bt[tid] = beta[gbase + tid];
+  __syncthreads();
+  {  // A and M, 4x4 tile per thread
+    int ty = tid / 16, tx = tid % 16;
+    float kk[4][4] = {}, qk[4][4] = {};
+    for (int d = 0; d < HD; d++) {
+      float kt[4], qt[4], kj[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) { kt[i] = Ks[(ty * 4 + i) * HD + d]; qt[i] = X[(ty * 4 + i) * HD + d]; kj[i] = Ks[(tx * 4 + i) * HD + d]; }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) { kk[i][j] += kt[i] * kj[j]; qk[i][j] += qt[i] * kj[j]; }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        int t = ty * 4 + i, jj = tx * 4 + j;
+        float r = __expf(gc[t] - gc[jj]);
+        A[t * (CH + 1) + jj] = jj < t ? bt[t] * r * kk[i][j] : 0.f;
+        Ms[t * (CH + 1) + jj] = jj <= t ? r * qk[i][j] : 0.f;
+      }
+  }
+  __syncthreads();
+  // right-hand side [diag(b g) K | diag(b) V], then forward substitution, one column per thread
+  for (int e = tid; e < CH * 2 * HD; e += 256) {
+    int t = e / (2 * HD), col = e % (2 * HD);
+    X[e] = col < HD ? bt[t] * __expf(gc[t]) * Ks[t * HD + col] : bt[t] * __bfloat162float(v[vbase + (size_t)t * HD + col - HD]);
+  }
+  __syncthreads();
+  {
+    int col = tid;  // 256 columns
+    for (int t = 1; t < CH; t++) {
+      float x = X[t * 2 * HD + col];
+      for (int j = 0; j < t; j++) x -= A[t * (CH + 1) + j] * X[j * 2 * HD + col];
+      X[t * 2 * HD + col] = x;
+    }
+  }
+  __syncthreads();
+  size_t cb = (size_t)bh * nc + c;
+  for (int e = tid; e < CH * HD; e += 256) {
+    int t = e / HD, d = e % HD;
+    W[cb * CH * HD + e] = X[t * 2 * HD + d];
+    U[cb * CH * HD + e] = X[t * 2 * HD + HD + d];
+  }
+  for (int e = tid; e < CH * CH; e += 256) M[cb * CH * CH + e] = Ms[(e / CH) * (CH + 1) + e % CH];
+  if (tid < CH) gcum[gbase + tid] = gc[tid];
+}
+
+constexpr int VB = 32;  // value columns per CTA in the sequential pass
+constexpr int GK2_SMEM = (3 * CH * HD + CH * VB + CH * CH + CH * VB + HD * VB + CH) * 4;
+__global__ void __launch_bounds__(256) k_gdn_scan(const bf16* q, const bf16* k, const float* W, const float* U,
+                                                  const float* M, const float* gcum, bf16* o, int Hk, int Hv, int T) {
+  extern __shared__ float sm[];
+  float* Ws = sm;               // [CH][HD]
+  float* Qs = Ws + CH * HD;     // [CH][HD]
+  float* Ks = Qs + CH * HD;     // [CH][HD]
+  float* Us = Ks + CH * HD;     // [CH][VB]
+  float* Mc = Us + CH * VB;     // [CH][CH]
+  float* Dl = Mc + CH * CH;     // [CH][VB]
+  float* S = Dl + CH * VB;      // [HD][VB]
+  float* gc = S + HD * VB;      // [CH]
+  int cb0 = blockIdx.x * VB, bh = blockIdx.y, b = bh / Hv, h = bh % Hv, kh = h / (Hv / Hk);
+  int nc = T / CH, tid = threadIdx.x;
+  for (int e = tid; e < HD * VB; e += 256) S[e] = 0.f;
+  for (int c = 0; c < nc; c++) {
+    size_t cb = (size_t)bh * nc + c;
+    size_t kbase = (((size_t)b * Hk + kh) * T + (size_t)c * CH) * HD;
+    for (int e = tid; e < CH * HD; e += 256) {
+      Ws[e] = W[cb * CH * HD + e];
+      Qs[e] = __bfloat162float(q[kbase + e]);
+      Ks[e] = __bfloat162float(k[kbase + e]);
+    }
+    for (int e = tid; e < CH * VB; e += 256) Us[e] = U[cb * CH * HD + (e / VB) * HD + cb0 + e % VB];
+    for (int e = tid; e < CH * CH; e += 256) Mc[e] = M[cb * CH * CH + e];
+    if (tid < CH) gc[tid] = gcum[(size_t)bh * T + (size_t)c * CH + tid];
+    __syncthreads();
+    int t = tid / 4, c8 = (tid % 4) * 8;
+    {  // D = U - W S
+      float acc[8];
+#pragma unroll
+      for (int j = 0; j < 8; j++) acc[j] = Us[t * VB + c8 + j];
+      for (int d = 0; d < HD; d++) {
+        float w = Ws[t * HD + d];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] -= w * S[d * VB + c8 + j];
+      }
+#pragma unroll
+      for (int j = 0; j < 8; j++) Dl[t * VB + c8 + j] = acc[j];
+    }
+    __syncthreads();
+    {  // O = diag(g) Q S + M D
+      float acc[8] = {}, acc2[8] = {};
+      for (int d = 0; d < HD; d++) {
+        float x = Qs[t * HD + d];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] += x * S[d * VB + c8 + j];
+      }
+      for (int jj = 0; jj <= t; jj++) {
+        float m = Mc[t * CH + jj];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc2[j] += m * Dl[jj * VB + c8 + j];
+      }
+      float gt = __expf(gc[t]);
+      bf16* op = o + ((size_t)bh * T + (size_t)c * CH + t) * HD + cb0 + c8;
+#pragma unroll
+      for (int j = 0; j < 8; j++) op[j] = __float2bfloat16(gt * acc[j] + acc2[j]);
+    }
+    __syncthreads();
+    {  // S = g_C S + sum_t (g_C/g_t) k_t d_t^T
+      int d = tid / 2, c16 = (tid % 2) * 16;
+      float gC = gc[CH - 1];
+      float acc[16];
+      float eg = __expf(gC);
+#pragma unroll
+      for (int j = 0; j < 16; j++) acc[j] = eg * S[d * VB + c16 + j];
+      for (int tt = 0; tt < CH; tt++) {
+        float kk = Ks[tt * HD + d] * __expf(gC - gc[tt]);
+#pragma unroll
+        for (int j = 0; j < 16; j++) acc[j] += kk * Dl[tt * VB + c16 + j];
+      }
+#pragma unroll
+      for (int j = 0; j < 16; j++) S[d * VB + c16 + j] = acc[j];
+    }
+    __syncthreads();
+  }
+}
+
+static void gdn_chunk(const bf16* q, const bf16* k, const bf16* v, const float* lga, const float* beta, float* W,
+                      float* U, float* M, float* gcum, bf16* o, int B, int Hk, int Hv, int T) {
+  int nc = T / CH;
+  k_gdn_prep<<<dim3(nc, B * Hv), 256, GK1_SMEM>>>(q, k, v, lga, beta, W, U, M, gcum, Hk, Hv, T);
+  k_gdn_scan<<<dim3(HD / VB, B * Hv), 256, GK2_SMEM>>>(q, k, W, U, M, gcum, o, Hk, Hv, T);
+}
+
+// token-by-token reference, one thread per (b, value head, column), double state column in scratch
+__global__ void k_gdn_ref(const bf16* q, const bf16* k, const bf16* v, const float* lga, const float* beta,
+                          double* Scol, float* o, int B, int Hk, int Hv, int T) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= B * Hv * HD) return;
+  int c = idx % HD, bh = idx / HD, b = bh / Hv, h = bh % Hv, kh = h / (Hv / Hk);
+  double* S = Scol + (size_t)idx * HD;
+  for (int r = 0; r < HD; r++) S[r] = 0;
+  for (int t = 0; t < T; t++) {
+    size_t kb = (((size_t)b * Hk + kh) * T + t) * HD, vb = ((size_t)bh * T + t) * HD;
+    double a = exp((double)lga[(size_t)bh * T + t]), bb = beta[(size_t)bh * T + t];
+    double u = 0;
+    for (int r = 0; r < HD; r++) { S[r] *= a; u += S[r] * (double)__bfloat162float(k[kb + r]); }
+    double dlt = bb * ((double)__bfloat162float(v[vb + c]) - u), acc = 0;
+    for (int r = 0; r < HD; r++) {
+      S[r] += (double)__bfloat162float(k[kb + r]) * dlt;
+      acc += S[r] * (double)__bfloat162float(q[kb + r]);
+    }
+    o[vb + c] = (float)acc;
+  }
+}
+
+static void run_gdn_prefill() {
+  CK(cudaFuncSetAttribute(k_gdn_prep, cudaFuncAttributeMaxDynamicSharedMemorySize, GK1_SMEM));
+  CK(cudaFuncSetAttribute(k_gdn_scan, cudaFuncAttributeMaxDynamicSharedMemorySize, GK2_SMEM));
+  struct Bufs { bf16 *q, *k, *v, *o; float *lga, *beta, *W, *U, *M, *gc; };
+  auto alloc = [&](int B, int Hk, int Hv, int T, int sets) {
+    Bufs x;
+    size_t nk = (size_t)B * Hk * T * HD, nv = (size_t)B * Hv * T * HD, ng = (size_t)B * Hv * T;
+    x.q = (bf16*)pool_get(0, nk * 2 * sets); x.k = (bf16*)pool_get(1, nk * 2 * sets);
+    x.v = (bf16*)pool_get(2, nv * 2 * sets); x.o = (bf16*)pool_get(3, nv * 2 * sets);
+    x.lga = (float*)pool_get(4, ng * 4 * sets); x.beta = (float*)pool_get(5, ng * 4 * sets);
+    x.W = (float*)pool_get(6, nv * 4); x.U = (float*)pool_get(7, nv * 4);
+    x.M = (float*)pool_get(8, ng * CH * 4); x.gc = (float*)pool_get(9, ng * 4);
+    // k scaled to |k| ~ 1 (models L2-normalise k), q likewise; decay in (0.90, 0.99), beta in (0.1, 0.9)
+    fill_bf16(x.q, nk * sets, 11, 1.7f / sqrtf((float)HD));
+    fill_bf16(x.k, nk * sets, 12, 1.7f / sqrtf((float)HD));
+    fill_bf16(x.v, nv * sets, 13, 1.f);
+    fill_f32(x.lga, ng * sets, 14, 0.045f, -0.055f);
+    fill_f32(x.beta, ng * sets, 15, 0.4f, 0.5f);
+    return x;
+  };
+  {  // check against the token-by-token recurrence
+    int B = 2, Hk = 2, Hv = 4, T = 512;
+    Bufs x = alloc(B, Hk, Hv, T, 1);
+    size_t nv = (size_t)B * Hv * T * HD;
+    fill_poison_bf16(x.o, nv);
+    gdn_chunk(x.q, x.k, x.v, x.lga, x.beta, x.W, x.U, x.M, x.gc, x.o, B, Hk, Hv, T);
+    CKL();
+    double* Sc = (double*)pool_get(20, (size_t)B * Hv * HD * HD * 8);
+    float* oref = (float*)pool_get(21, nv * 4);
+    k_gdn_ref<<<ceil_div(B * Hv * HD, 128), 128>>>(x.q, x.k, x.v, x.lga, x.beta, Sc, oref, B, Hk, Hv, T);
+    CKL();
+    CK(cudaDeviceSynchronize());
+    if (!report_check("linear_prefill gdn chunk64 B=2 Hk=2 Hv=4 T=512 128x128 vs token-by-token recurrence",
+                      rel_err(d2h_bf16(x.o, nv), d2h_f32(oref, nv)), 1e-2)) {
+      fprintf(stderr, "linear_prefill gdn: check failed, not timed\n");
+      return;
+    }
+  }
+  struct Cfg { const char* model; int Hk, Hv; };
+  std::vector<Cfg> cfgs = {{"qwen3-next gdn", 16, 32}};
+  std::vector<int> Ts = {1024, 2048, 4096, 8192, 16384, 32768};
+  if (g.quick) Ts = {4096};
+  double t0 = now_s();
+  for (auto& c : cfgs)
+    for (int T : Ts) {
+      if (now_s() - t0 > g.section_budget_s || past_deadline()) { fprintf(stderr, "gdn prefill: budget reached\n"); return; }
+      int B = 1;
+      size_t nk = (size_t)B * c.Hk * T * HD, nv = (size_t)B * c.Hv * T * HD, ng = (size_t)B * c.Hv * T;
+      int sets = nsets_for((2 * nk + 2 * nv) * 2 + 2 * ng * 4);
+      Bufs x = alloc(B, c.Hk, c.Hv, T, sets);
+      Timing t = bench([&](int r) {
+        int s = r % sets;
+        gdn_chunk(x.q + nk * s, x.k + nk * s, x.v + nv * s, x.lga + ng * s, x.beta + ng * s, x.W, x.U, x.M, x.gc,
+                  x.o + nv * s, B, c.Hk, c.Hv, T);
+      });
+      double nch = (double)B * c.Hv * (T / CH);
+      double flops = nch * (4.0 * CH * CH * HD /*KK^T, QK^T*/ + (double)CH * CH * 2 * HD /*substitution*/ +
+                            6.0 * CH * HD * HD /*WS, QS, K^T D*/ + (double)CH * CH * HD /*M D*/);
+      double bytes = (2.0 * nk + 2.0 * nv) * 2 + 2.0 * ng * 4 + nch * (2.0 * CH * HD * 4 * 2 + CH * CH * 4 * 2);
+      Rec rec("linear_prefill");
+      rec.str("variant", "gdn").i("batch", B).i("seq_len", T).i("heads", c.Hk).i("value_heads", c.Hv)
+          .i("head_dim_k", HD).i("head_dim_v", HD).i("chunk", CH).str("model", c.model).str("state_dtype", "fp32");
+      emit(rec, "bf16", "microbench", t, flops, bytes);
+      fprintf(stderr, "linear_prefill gdn Hk=%d Hv=%d T=%6d %10.1f us %6.2f TF/s %7.1f GB/s\n", c.Hk, c.Hv, T,
+              t.med * 1e6, flops / t.med / 1e12, bytes / t.med / 1e9);
+    }
+}
+
 void run_linear_prefill() {
   CK(cudaFuncSetAttribute(k_chunk_out, cudaFuncAttributeMaxDynamicSharedMemorySize, OUT_SMEM));
   auto bufs = [&](int B, int H, int T, int sets, bf16** q, bf16** k, bf16** v, bf16** o, float** gate, float** dS) {
@@ -501,6 +759,7 @@ void run_linear_prefill() {
     if (!report_check("linear_prefill lightning chunk64 B=2 H=3 T=512 128x128 vs sequential recurrence",
                       rel_err(d2h_bf16(o, n), d2h_f32(oref, n)), 1e-2)) {
       fprintf(stderr, "linear_prefill: check failed, not timed\n");
+      run_gdn_prefill();
       return;
     }
   }
@@ -533,4 +792,5 @@ void run_linear_prefill() {
       fprintf(stderr, "linear_prefill lightning H=%d T=%6d %10.1f us %6.2f TF/s %7.1f GB/s\n", H, T, t.med * 1e6,
               flops / t.med / 1e12, bytes / t.med / 1e9);
     }
+  run_gdn_prefill();
 }
