@@ -99,6 +99,25 @@ def inspect(
         _emit(_inspect_table(result))
 
 
+bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("run")
+def bench_run(
+    out: Annotated[str, typer.Option(help="JSON Lines file to write")] = "measurements/local.jsonl",
+    quick: Annotated[bool, typer.Option(help="a few points per op, seconds instead of a minute")] = False,
+    no_torch: Annotated[bool, typer.Option("--no-torch", help="skip the PyTorch / fla kernels")] = False,
+) -> None:
+    """Build and run the microbenchmark (needs nvcc and an NVIDIA GPU); write measurement records."""
+    from pathlib import Path
+
+    from costsim.bench import run_bench
+
+    for path in run_bench(Path(out), quick=quick, torch_kernels=not no_torch):
+        _emit(f"wrote {path}")
+
+
 def _inspect_table(r: dict[str, Any]) -> str:
     from costsim.output.formats import dumps_table
     from costsim.units import fmt_bytes, fmt_count, fmt_si

@@ -126,3 +126,12 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_bench_without_gpu_is_one_line(capsys, monkeypatch):
+    import costsim.bench as bench
+
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    assert_one_line_error(*run(capsys, "bench", "run", "--quick"), "nvcc")
+    monkeypatch.setattr(bench.shutil, "which", lambda name: "/usr/bin/" + name if name == "nvcc" else None)
+    assert_one_line_error(*run(capsys, "bench", "run"), "no NVIDIA GPU")

@@ -1,0 +1,81 @@
+"""The measurement record contract (../shared/design.md): one JSON object per line of
+``measurements/*.jsonl``, written by the bundled microbenchmark and read by calibrate/validate.
+
+Shape fields are required per op; extra fields (p10/p90, flops, achieved_gb_s, variant, ...) are
+allowed and kept. A header record (``"record": "header"``) describes the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from costsim.errors import CostsimError
+
+COMMON_FIELDS = ("op", "hardware", "gpu_name", "dtype", "time_s", "source")
+
+SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "copy": ("bytes",),
+    "gemm": ("m", "n", "k"),
+    "attention_prefill": ("batch", "seq_len", "heads", "kv_heads", "head_dim", "causal", "window"),
+    "attention_decode": ("batch", "context", "heads", "kv_heads", "head_dim"),
+    "linear_prefill": ("variant", "batch", "seq_len", "heads", "value_heads", "head_dim_k", "head_dim_v"),
+    "linear_decode": ("variant", "batch", "heads", "value_heads", "head_dim_k", "head_dim_v", "state_dtype"),
+    # documented in microbench/NOTES.md: kernel-launch latency, plain and in a CUDA graph
+    "launch": ("variant",),
+}
+
+KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdpa-cudnn", "torch-sdpa-math",
+                 "torch-sdpa-efficient", "torch-flex", "fla")
+LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
+
+
+def _problem(record: dict[str, Any]) -> str | None:
+    if record.get("record") == "header":
+        return None if isinstance(record.get("gpu_name"), str) else "header without gpu_name"
+    missing = [f for f in COMMON_FIELDS if f not in record]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    op = record["op"]
+    if op not in SHAPE_FIELDS:
+        return f"unknown op '{op}'"
+    missing = [f for f in SHAPE_FIELDS[op] if f not in record]
+    if missing:
+        return f"op {op} missing {', '.join(missing)}"
+    t = record["time_s"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
+        return f"time_s must be a positive number, got {t!r}"
+    if record["source"] not in KNOWN_SOURCES:
+        return f"source '{record['source']}' is not one of {', '.join(KNOWN_SOURCES)} (document new ones)"
+    if op.startswith("linear_") and record["variant"] not in LINEAR_VARIANTS:
+        return f"variant '{record['variant']}' is not one of {', '.join(LINEAR_VARIANTS)}"
+    for field in SHAPE_FIELDS[op]:
+        value = record[field]
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            return f"{field} must be >= 0, got {value}"
+    return None
+
+
+def read_measurements(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a JSON Lines file, header included; the first bad line stops with its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise CostsimError(f"{path}: no such measurement file; pass a .jsonl written by the microbenchmark")
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CostsimError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise CostsimError(f"{path}:{lineno}: expected a JSON object per line")
+            problem = _problem(record)
+            if problem:
+                raise CostsimError(f"{path}:{lineno}: {problem}")
+            records.append(record)
+    return records

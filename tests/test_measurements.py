@@ -1,0 +1,57 @@
+"""The committed measurement files follow the record contract and are internally consistent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from costsim.errors import CostsimError
+from costsim.spec.measurement import SHAPE_FIELDS, read_measurements
+
+FILES = sorted((Path(__file__).parent.parent / "measurements").glob("*.jsonl"))
+CORE_OPS = {"copy", "gemm", "attention_prefill", "attention_decode", "linear_prefill", "linear_decode"}
+
+
+def test_there_are_measurements():
+    assert FILES
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_file_follows_schema(path):
+    records = read_measurements(path)
+    header = [r for r in records if r.get("record") == "header"]
+    assert len(header) == 1
+    gpu = header[0]["gpu_name"]
+    body = [r for r in records if r.get("record") != "header"]
+    assert all(r["gpu_name"] == gpu for r in body), "one GPU per file, labelled by what the machine reports"
+    assert len({r["hardware"] for r in body}) == 1
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if "torch" not in p.name], ids=lambda p: p.name)
+def test_microbench_files_cover_every_op(path):
+    body = [r for r in read_measurements(path) if r.get("op")]
+    assert len(body) >= 300
+    assert CORE_OPS <= {r["op"] for r in body}
+
+
+def test_bad_records_are_rejected(tmp_path):
+    good = {"op": "gemm", "hardware": "h100-sxm", "gpu_name": "x", "dtype": "bf16", "time_s": 1e-5,
+            "source": "cublas", "m": 1, "n": 2, "k": 3}
+    cases = [
+        ({k: v for k, v in good.items() if k != "k"}, "missing k"),
+        (dict(good, time_s=-1), "time_s"),
+        (dict(good, time_s=float("nan")), "time_s"),
+        (dict(good, op="conv3d"), "unknown op"),
+        (dict(good, source="mystery"), "source"),
+    ]
+    for record, needle in cases:
+        path = tmp_path / "m.jsonl"
+        path.write_text(json.dumps(record) + "\n")
+        with pytest.raises(CostsimError, match=needle):
+            read_measurements(path)
+    path.write_text("{not json\n")
+    with pytest.raises(CostsimError, match=":1: malformed"):
+        read_measurements(path)
+    assert set(SHAPE_FIELDS) >= CORE_OPS
