@@ -49,7 +49,7 @@ def run_bench(out: Path, quick: bool = False, torch_kernels: bool = True) -> lis
         proc = subprocess.run(cmd)
         files = sorted(results.glob("*.jsonl"))
         if not files:
-            raise CostsimError(f"bench: the microbenchmark wrote no records (exit {proc.returncode}); see its log above")
+            raise CostsimError(f"bench: the microbenchmark wrote no records (exit {proc.returncode}); see its log")
         shutil.copyfile(files[0], out)
         shutil.copyfile(files[0].with_suffix(".log"), out.with_suffix(".log"))
         written.append(out)
