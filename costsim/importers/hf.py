@@ -116,7 +116,8 @@ def _deepseek_moe(c: ConfigReader, i: int, experts_key: str = "n_routed_experts"
         num_experts=c.int(experts_key),
         top_k=c.int(topk_key),
         expert_intermediate_size=f,
-        shared_intermediate_size=c.int("n_shared_experts", 0, minimum=0) * f,
+        # DeepSeek names it n_shared_experts, Kimi Linear num_shared_experts
+        shared_intermediate_size=c.int("n_shared_experts", c.data.get("num_shared_experts") or 0, minimum=0) * f,
         router_bias=c.str("topk_method", "noaux_tc") == "noaux_tc",
     )
 
