@@ -9,13 +9,6 @@ from costsim.inspection import inspect_model
 from costsim.loader import load_model, presets
 
 
-def _pattern_summary(pattern: str) -> str:
-    counts: dict[str, int] = {}
-    for ch in pattern:
-        counts[ch] = counts.get(ch, 0) + 1
-    return " ".join(f"{n}{ch}" for ch, n in counts.items())
-
-
 def list_models() -> list[dict[str, Any]]:
     rows = []
     for preset in presets():
@@ -24,7 +17,7 @@ def list_models() -> list[dict[str, Any]]:
         rows.append({
             "name": preset.name,
             "num_layers": spec.num_layers,
-            "layer_pattern_summary": _pattern_summary(spec.layer_pattern()),
+            "layer_mix": spec.layer_mix(),
             "params_total": counts.total,
             "params_active": counts.active,
             "file": preset.path.name,

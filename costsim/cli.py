@@ -65,8 +65,8 @@ def models(fmt: FormatOpt = Format.table) -> None:
         _emit(dumps_csv(rows))
     else:
         _emit(dumps_table(
-            ["name", "layers", "pattern", "params total", "params active", "source file"],
-            [[r["name"], r["num_layers"], r["layer_pattern_summary"], fmt_count(r["params_total"]),
+            ["name", "layers", "mixers", "params total", "params active", "source file"],
+            [[r["name"], r["num_layers"], r["layer_mix"], fmt_count(r["params_total"]),
               fmt_count(r["params_active"]), r["file"]] for r in rows],
         ))
 
@@ -123,7 +123,8 @@ def _inspect_table(r: dict[str, Any]) -> str:
     from costsim.units import fmt_bytes, fmt_count, fmt_si
 
     rows: list[list[Any]] = [
-        ["layers (pattern)", f"{r['num_layers']}  {r['layer_pattern']}"],
+        ["layers", f"{r['num_layers']}  ({r['layer_mix']})"],
+        ["pattern", r["layer_pattern"]],
         ["params total", fmt_count(r["params_total"])],
         ["params active / token", fmt_count(r["params_active"])],
         ["params embedding + head", fmt_count(r["params_embedding"])],

@@ -43,6 +43,7 @@ def inspect_model(spec: ModelSpec, context: int, p: Precision | None = None, bat
         "precision": p.model_dump(),
         "num_layers": spec.num_layers,
         "layer_pattern": spec.layer_pattern(),
+        "layer_mix": spec.layer_mix(),
         "params_total": counts.total,
         "params_active": counts.active,
         "params_embedding": counts.embedding,

@@ -223,6 +223,12 @@ class Layer(_Strict):
         return self
 
 
+PATTERN_LETTERS = {
+    "dense": "A", "sliding": "S", "chunked": "C", "mla": "M", "dsa": "D", "nsa": "N",
+    "linear": "L", "gated_delta": "G", "mamba2": "2", "mamba": "1",
+}
+
+
 class ModelSpec(_Strict):
     name: str
     hidden_size: PositiveInt
@@ -238,9 +244,13 @@ class ModelSpec(_Strict):
         return len(self.layers)
 
     def layer_pattern(self) -> str:
-        """One letter per layer's mixer, e.g. 'LLLA...' ('-' for an FFN-only layer)."""
-        letters = {
-            "dense": "A", "sliding": "S", "chunked": "C", "mla": "M", "dsa": "D", "nsa": "N",
-            "linear": "L", "gated_delta": "G", "mamba2": "2", "mamba": "1",
-        }
-        return "".join(letters[lay.mixer.family] if lay.mixer else "-" for lay in self.layers)
+        """One letter per layer's mixer, e.g. 'GGGA...' ('-' for an FFN-only layer); see PATTERN_LETTERS."""
+        return "".join(PATTERN_LETTERS[lay.mixer.family] if lay.mixer else "-" for lay in self.layers)
+
+    def layer_mix(self) -> str:
+        """'36 gated_delta + 12 dense': layers per mixer family (ffn_only for FFN-only blocks)."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            kind = layer.mixer.family if layer.mixer else "ffn_only"
+            counts[kind] = counts.get(kind, 0) + 1
+        return " + ".join(f"{n} {kind}" for kind, n in counts.items())
