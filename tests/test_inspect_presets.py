@@ -24,7 +24,7 @@ ALL = presets()
 def test_inspect_every_preset_json(preset, capsys):
     assert main(["inspect", preset.name, "--context", "128k", "-f", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert CONTRACT_KEYS <= set(out)
+    assert set(out) >= CONTRACT_KEYS
     assert out["cache_bytes_per_sequence"] == pytest.approx(sum(out["cache_bytes_by_kind"].values()))
     assert out["prefill_flops"] > 0 and out["decode_bytes_per_step"] > 0
 
@@ -57,5 +57,6 @@ def test_batch_scales_cache_reads_not_weights(capsys):
     one = json.loads(capsys.readouterr().out)
     main(["inspect", "llama-3.1-8b", "-c", "32k", "--batch", "8", "-f", "json"])
     eight = json.loads(capsys.readouterr().out)
-    assert eight["decode_bytes_by_type"]["weights"] == pytest.approx(one["decode_bytes_by_type"]["weights"])
+    # weights are read once per step; only the 7 extra embedding rows (4096 x 2 B each) are added
+    assert eight["decode_bytes_by_type"]["weights"] - one["decode_bytes_by_type"]["weights"] == 7 * 4096 * 2
     assert eight["decode_bytes_by_type"]["cache_read"] == pytest.approx(8 * one["decode_bytes_by_type"]["cache_read"])
