@@ -295,20 +295,47 @@ def _pad_vocab(vocab: int, multiple: int) -> int:
     return -(-vocab // multiple) * multiple
 
 
-def _mamba2(c: ConfigReader, name: str) -> ModelSpec:
-    if c.has("d_model"):  # state-spaces/mamba_ssm format
-        d = c.int("d_model")
-        ssm = c.sub("ssm_cfg") if c.has("ssm_cfg") else ConfigReader({}, c.where)
-        expand = ssm.int("expand", 2)
+def _mamba_ssm(c: ConfigReader, name: str) -> ModelSpec:
+    """state-spaces/mamba_ssm MambaConfig: Mamba-1 or Mamba-2 layers, optional attention layers at
+    attn_layer_idx and a gated MLP of width d_intermediate after every mixer (mamba_ssm defaults)."""
+    d = c.int("d_model")
+    ssm = c.sub("ssm_cfg") if c.has("ssm_cfg") else ConfigReader({}, c.where + " [ssm_cfg]")
+    expand = ssm.int("expand", 2)
+    kind = ssm.str("layer", "Mamba1")
+    if kind == "Mamba2":
         head_dim = ssm.int("headdim", 64)
         mixer = Mamba2Mixer(num_heads=expand * d // head_dim, head_dim=head_dim, d_state=ssm.int("d_state", 128),
                             n_groups=ssm.int("ngroups", 1), conv_kernel=ssm.int("d_conv", 4),
-                            chunk_size=ssm.int("chunk_size", 256))
-        vocab = _pad_vocab(c.int("vocab_size"), c.int("pad_vocab_size_multiple", 8))
-        layers = [Layer(mixer=mixer, norm_params=d) for _ in range(c.int("n_layer"))]
-        return ModelSpec(name=name, hidden_size=d, vocab_size=vocab, tie_embeddings=c.bool("tie_embeddings", True),
-                         layers=layers, final_norm_params=d,
-                         source="mamba_ssm config.json (vocab padded to pad_vocab_size_multiple)")
+                            chunk_size=ssm.int("chunk_size", 256), in_proj_bias=ssm.bool("bias", False),
+                            out_proj_bias=ssm.bool("bias", False), conv_bias=ssm.bool("conv_bias", True))
+    elif kind == "Mamba1":
+        mixer = MambaMixer(d_inner=expand * d, d_state=ssm.int("d_state", 16), dt_rank=-(-d // 16),
+                           conv_kernel=ssm.int("d_conv", 4), conv_bias=ssm.bool("conv_bias", True),
+                           in_out_bias=ssm.bool("bias", False))
+    else:
+        raise CostsimError(f"{c.where}: ssm_cfg.layer '{kind}' is not supported; use Mamba1 or Mamba2")
+    attn_layers = set(c.list("attn_layer_idx", []))
+    attn = None
+    if attn_layers:
+        a = c.sub("attn_cfg")
+        heads = a.int("num_heads")
+        attn = DenseAttention(num_heads=heads, num_kv_heads=a.int("num_heads_kv", heads),
+                              head_dim=a.int("head_dim", d // heads), qkv_bias=a.bool("qkv_proj_bias", True),
+                              o_bias=a.bool("out_proj_bias", True))
+    width = c.int("d_intermediate", 0, minimum=0)
+    mlp = DenseFFN(intermediate_size=width) if width else None
+    norms = 2 * d if mlp else d
+    layers = [Layer(mixer=attn if i in attn_layers else mixer, ffn=mlp, norm_params=norms)
+              for i in range(c.int("n_layer"))]
+    vocab = _pad_vocab(c.int("vocab_size"), c.int("pad_vocab_size_multiple", 8))
+    return ModelSpec(name=name, hidden_size=d, vocab_size=vocab, tie_embeddings=c.bool("tie_embeddings", True),
+                     layers=layers, final_norm_params=d,
+                     source="mamba_ssm config.json (vocab padded to pad_vocab_size_multiple)")
+
+
+def _mamba2(c: ConfigReader, name: str) -> ModelSpec:
+    if c.has("d_model"):
+        return _mamba_ssm(c, name)
     d = c.int("hidden_size")
     mixer = Mamba2Mixer(num_heads=c.int("num_heads"), head_dim=c.int("head_dim"), d_state=c.int("state_size"),
                         n_groups=c.int("n_groups", 1), conv_kernel=c.int("conv_kernel", 4),
