@@ -65,6 +65,11 @@ def _from_data(data: dict[str, Any], name: str, where: str) -> ModelSpec:
         return from_hf_config(data, name, where)
     except ValidationError as exc:
         raise CostsimError(one_line(exc, where)) from None
+    except CostsimError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # a value of the wrong type somewhere we did not anticipate: still one line, never a traceback
+        raise CostsimError(f"{where}: invalid value ({type(exc).__name__}: {exc}); check the fields") from None
     except RecursionError:
         raise CostsimError(f"{where}: 'base' refers back to itself; point it at another model") from None
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from costsim.errors import CostsimError
 from costsim.spec.model import FFN, Layer, Mixer, ModelSpec
+from costsim.validation_errors import one_line
 
 KEEP = "="
 _MIXER = TypeAdapter(Mixer)
@@ -29,6 +30,20 @@ NATIVE_KEYS = {"layers", "pattern", "base", "mixers"}
 
 def is_native(data: dict[str, Any]) -> bool:
     return "model_type" not in data and bool(NATIVE_KEYS & set(data))
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise CostsimError(f"{where}: field '{key}' must be a table of one-letter entries, e.g. [{key}.G]")
+    return value
+
+
+def _validate(adapter: TypeAdapter, value: Any, loc: str, where: str) -> Any:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise CostsimError(one_line(exc, f"{where} [{loc}]")) from None
 
 
 def _tile(pattern: str, n: int, field: str, where: str) -> str:
@@ -46,8 +61,8 @@ def from_native(data: dict[str, Any], where: str, load_base: Callable[[str], Mod
         raise CostsimError(f"{where}: field 'num_layers' is missing or not positive; set the number of layers")
     if "pattern" not in data:
         raise CostsimError(f"{where}: field 'pattern' is missing; give one mixer letter per layer, e.g. \"GGGA\"")
-    mixers = {k: _MIXER.validate_python(v) for k, v in dict(data.get("mixers", {})).items()}
-    ffns = {k: _FFN.validate_python(v) for k, v in dict(data.get("ffns", {})).items()}
+    mixers = {k: _validate(_MIXER, v, f"mixers.{k}", where) for k, v in _table(data, "mixers", where).items()}
+    ffns = {k: _validate(_FFN, v, f"ffns.{k}", where) for k, v in _table(data, "ffns", where).items()}
     pattern = _tile(str(data["pattern"]), n_layers, "pattern", where)
     ffn_pattern = _tile(str(data["ffn_pattern"]), n_layers, "ffn_pattern", where) if "ffn_pattern" in data else None
     if ffn_pattern is None and base is None and len(ffns) > 1:
