@@ -69,14 +69,15 @@ class _MLAFields(_Strict):
 
 class MLAttention(_MLAFields):
     """DeepSeek multi-head latent attention: caches one latent (kv_lora_rank) plus one shared rope key
-    per token. Prefill runs in expanded (MHA) form, decode in absorbed (MQA) form."""
+    per token. Prefill runs in whichever of the expanded (MHA) and absorbed (MQA) forms needs fewer
+    FLOPs (expanded for a fresh prompt); decode always runs absorbed."""
 
     family: Literal["mla"] = "mla"
 
 
 class DSAttention(_MLAFields):
     """DeepSeek Sparse Attention (V3.2): a lightning indexer scores every past token with FP8 keys,
-    then MLA (absorbed) attends only the top-k."""
+    then MLA attends only the top-k (form chosen as for MLA; absorbed in decode)."""
 
     family: Literal["dsa"] = "dsa"
     index_n_heads: PositiveInt
@@ -117,7 +118,8 @@ class GatedDeltaNet(_Strict):
     head_v_dim: PositiveInt
     conv_kernel: PositiveInt = 4
     chunk_size: PositiveInt = 64
-    gate_low_rank: NonNegInt = Field(0, description="KDA: rank of the decay and output-gate projections")
+    gate_low_rank: NonNegInt = Field(0, description="KDA: rank of the decay and output-gate projections "
+                                     "(0 = head_v_dim, as in Kimi Linear)")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> GatedDeltaNet:
