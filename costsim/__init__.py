@@ -8,7 +8,7 @@ Quick start::
     costsim.inspect_model(spec, 131072)                        # the dict `costsim inspect` prints
 """
 
-from costsim.api import inspect_model, list_models, load_model
+from costsim.api import estimate, inspect_model, list_hardware, list_models, load_model
 from costsim.errors import CostsimError
 from costsim.model_costs import (
     ModelCost,
@@ -35,7 +35,9 @@ __all__ = [
     "cache_bytes_by_component",
     "cache_bytes_by_kind",
     "decode_cost",
+    "estimate",
     "inspect_model",
+    "list_hardware",
     "list_models",
     "load_model",
     "param_counts",

@@ -7,6 +7,7 @@ from typing import Any
 from costsim import model_costs
 from costsim.inspection import inspect_model
 from costsim.loader import load_model, presets
+from costsim.spec.model import ModelSpec
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -25,4 +26,43 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["inspect_model", "list_models", "load_model"]
+def list_hardware() -> list[dict[str, Any]]:
+    from costsim.hardware import hardware_names, load_hardware
+
+    rows = []
+    for name in hardware_names():
+        hw = load_hardware(name)
+        rows.append({
+            "name": hw.name, "display_name": hw.display_name, "vendor": hw.vendor,
+            "bf16_dense_tflops": hw.dense_tflops.get("bf16", hw.dense_tflops.get("fp16")),
+            "fp8_dense_tflops": hw.dense_tflops.get("fp8"), "memory_gb": hw.memory_gb,
+            "hbm_bandwidth_tb_s": hw.hbm_bandwidth_tb_s, "usd_per_hour": hw.usd_per_hour,
+            "price_date": hw.price_date,
+        })
+    return rows
+
+
+def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
+             batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
+             weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32") -> dict[str, Any]:
+    """The `costsim estimate` result as a dict (keys of the JSON contract in design.md)."""
+    from costsim.engine.serving import estimate as serve
+    from costsim.errors import CostsimError
+    from costsim.hardware import load_hardware
+    from costsim.spec.deployment import Deployment
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    if price is not None and not price > 0:
+        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    if tpot_ms is not None and not tpot_ms > 0:
+        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    hw = load_hardware(hardware, usd_per_hour=price)
+    n = parse_tokens(context, "--context")
+    b: int | None
+    b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    return serve(spec, hw, dep, n, b, None if tpot_ms is None else tpot_ms / 1e3)
+
+
+__all__ = ["estimate", "inspect_model", "list_hardware", "list_models", "load_model"]

@@ -99,6 +99,89 @@ def inspect(
         _emit(_inspect_table(result))
 
 
+DEFAULT_ESTIMATE_MODEL = "llama-3.1-8b"
+DEFAULT_HARDWARE = "h100-sxm"
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        _emit(text)
+        return
+    from costsim.output.atomic import write_atomic
+
+    write_atomic(output, text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def estimate(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = DEFAULT_ESTIMATE_MODEL,
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
+    context: ContextOpt = "32k",
+    batch: Annotated[str, typer.Option(help="sequences per decode step, or 'auto' (largest that fits / meets "
+                                            "--tpot-ms)")] = "auto",
+    tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="latency target per output token")] = None,
+    price: Annotated[float | None, typer.Option(help="override the profile's USD per device-hour")] = None,
+    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
+    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
+    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
+    from costsim.api import estimate as run_estimate
+    from costsim.output.formats import dumps_csv, dumps_json
+
+    result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
+                          weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value)
+    if fmt is Format.json:
+        _write(dumps_json(result), output)
+    elif fmt is Format.csv:
+        _write(dumps_csv([result]), output)
+    else:
+        _write(_estimate_table(result), output)
+
+
+def _estimate_table(r: dict[str, Any]) -> str:
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_bytes
+
+    fit = "yes" if r["fits_memory"] else f"NO (short by {fmt_bytes(r['memory_shortfall_bytes'])})"
+    rows = [
+        ["fits in memory", fit],
+        ["max batch at this context", f"{r['max_batch']:,}"],
+        ["batch", f"{r['batch']:,}"],
+        ["weights", fmt_bytes(r["weight_bytes"])],
+        ["cache per sequence", fmt_bytes(r["cache_bytes_per_sequence"])],
+        ["TTFT (prefill of the context)", f"{r['ttft_s'] * 1e3:,.1f} ms"],
+        ["TPOT (decode step)", f"{r['tpot_s'] * 1e3:,.2f} ms"],
+        ["decode tokens/s (device)", f"{r['decode_tokens_per_s']:,.0f}"],
+        ["prefill tokens/s", f"{r['prefill_tokens_per_s']:,.0f}"],
+        ["$ / Mtok input", f"{r['usd_per_mtok_input']:,.4f}"],
+        ["$ / Mtok output", f"{r['usd_per_mtok_output']:,.4f}"],
+        ["price", f"{r['usd_per_hour']:.2f} USD/h"],
+    ]
+    title = f"{r['model']} on {r['hardware']} at {r['context_tokens']:,} tokens"
+    return dumps_table(["quantity", "value"], rows, title=title)
+
+
+@app.command("hardware")
+def hardware_list(fmt: FormatOpt = Format.table) -> None:
+    """List the hardware profiles (use the name with --hardware)."""
+    from costsim.api import list_hardware
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+
+    rows = list_hardware()
+    if fmt is Format.json:
+        _emit(dumps_json(rows))
+    elif fmt is Format.csv:
+        _emit(dumps_csv(rows))
+    else:
+        _emit(dumps_table(
+            ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
+            [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
+              r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]))
+
+
 bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

@@ -36,3 +36,9 @@ def module_for(mixer) -> ModuleType:
 def mixer_params(mixer, d: int) -> int:
     mod = module_for(mixer)
     return matrix_params(mod.weight_matrices(mixer, d)) + mod.extra_params(mixer, d)
+
+
+def projection_matrices(mixer, d: int):
+    """Weight matrices applied as plain GEMMs to each new token (the rest is the mixer's core)."""
+    mod = module_for(mixer)
+    return getattr(mod, "projection_matrices", mod.weight_matrices)(mixer, d)

@@ -73,6 +73,11 @@ def _per_token_matrices(m: MLAMixer, d: int) -> list[Matrix]:
     return [*_q_matrices(m, d), kv_a, o, *_indexer_matrices(m, d)]
 
 
+def projection_matrices(m: MLAMixer, d: int) -> list[Matrix]:
+    """The GEMMs run once per new token; kv_b is used inside the attention kernels instead."""
+    return _per_token_matrices(m, d)
+
+
 def weight_matrices(m: MLAMixer, d: int) -> list[Matrix]:
     return [*_per_token_matrices(m, d), _kv_b(m)]
 

@@ -1,0 +1,135 @@
+"""Execution time of a prefill or decode step on one device: a roofline per kernel class.
+
+For each class (GEMM, attention core, recurrent update, chunked scan, LM head):
+    time = kernels x overhead + max(matrix FLOPs / (peak x e_c) + vector FLOPs / (vector peak x e_v),
+                                    bytes / (bandwidth x e_m(bytes per kernel)))
+with efficiencies from the hardware profile that depend on the size of the work: a one-row GEMM
+does not reach peak, a 1 MB read does not reach full bandwidth. No global fudge factor. Timing is
+kept apart from serving and cost (Vidur's separation): this module only answers "how long".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from costsim.families import ffn as ffn_family
+from costsim.families import module_for, projection_matrices
+from costsim.families.cost import ArrayLike, Cost, as_array, gemm_cost
+from costsim.spec.dtypes import Precision
+from costsim.spec.hardware import HardwareProfile
+from costsim.spec.model import RECURRENT_FAMILIES, ModelSpec
+
+DEFAULT_PRECISION = Precision()
+
+
+@dataclass(frozen=True)
+class StepTime:
+    total_s: np.ndarray
+    by_class: dict[str, np.ndarray]
+
+
+def _saturating(x: np.ndarray, top: float, half: float) -> np.ndarray:
+    x = np.maximum(x, 1e-30)
+    return top * x / (x + half)
+
+
+def _kernel_time(c: Cost, hw: HardwareProfile, p: Precision, matrix_eff: np.ndarray | float) -> np.ndarray:
+    eff = hw.efficiency
+    compute = c.flops_matrix / (hw.peak_flops(p.weights) * matrix_eff) + c.flops_vector / (
+        hw.vector_tflops * 1e12 * eff.vector_max)
+    moved = c.bytes_total
+    memory = moved / (hw.bandwidth_bytes_s * _saturating(moved, eff.memory_max, eff.memory_half_bytes))
+    return np.maximum(compute, memory)
+
+
+def _gemm_eff(hw: HardwareProfile, rows: np.ndarray) -> np.ndarray:
+    return _saturating(as_array(rows), hw.efficiency.matmul_max, hw.efficiency.matmul_half_rows)
+
+
+def _core_class(family: str, phase: str) -> str:
+    if family in RECURRENT_FAMILIES:
+        return "scan" if phase == "prefill" else "state_update"
+    return "attention_prefill" if phase == "prefill" else "attention_decode"
+
+
+def _core_eff(hw: HardwareProfile, klass: str, pairs_per_head: np.ndarray) -> np.ndarray | float:
+    e = hw.efficiency
+    if klass == "scan":
+        return e.scan_max
+    if klass == "attention_prefill":
+        return _saturating(pairs_per_head, e.attention_max, e.attention_half_pairs)
+    return e.attention_max  # decode attention: compute rarely binds (MLA is the exception)
+
+
+def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n: np.ndarray, c: np.ndarray,
+               batch: np.ndarray, overhead_per_kernel: float) -> StepTime:
+    d = spec.hidden_size
+    tokens = batch * n
+    by_class: dict[str, np.ndarray] = {}
+
+    def add(klass: str, value: np.ndarray) -> None:
+        by_class[klass] = by_class.get(klass, 0.0) + value
+
+    mixers = Counter(layer.mixer for layer in spec.layers if layer.mixer is not None)
+    for mixer, count in mixers.items():
+        mod = module_for(mixer)
+        whole = mod.prefill(mixer, d, n, c, batch, p) if phase == "prefill" else mod.decode(mixer, d, c, batch, p)
+        gemm = gemm_cost(tokens, projection_matrices(mixer, d), p.weight_bytes, p.act_bytes)
+        core = Cost(*(np.maximum(x - y, 0.0) for x, y in zip(whole.as_dict().values(), gemm.as_dict().values(),
+                                                               strict=True)))
+        klass = _core_class(mixer.family, phase)
+        heads = getattr(mixer, "num_heads", 1)
+        pairs_per_head = core.flops_matrix / max(4.0 * heads * 128, 1.0)
+        add("gemm", count * _kernel_time(gemm, hw, p, _gemm_eff(hw, tokens)))
+        add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head)))
+    for block, count in Counter(layer.ffn for layer in spec.layers if layer.ffn is not None).items():
+        cost = ffn_family.cost(block, d, tokens, p)
+        rows = tokens
+        if isinstance(block, ffn_family.MoEFFN):
+            touched = ffn_family.expected_experts_touched(block.num_experts, block.top_k, tokens)
+            rows = tokens * block.top_k / np.maximum(touched, 1.0)  # rows per expert GEMM
+        add("gemm", count * _kernel_time(cost, hw, p, _gemm_eff(hw, rows)))
+    head_rows = batch * np.ones_like(n)
+    head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
+    add("lm_head", _kernel_time(head, hw, p, _gemm_eff(hw, head_rows)))
+    add("overhead", spec.num_layers * hw.efficiency.kernels_per_layer * overhead_per_kernel * np.ones_like(n))
+    total = sum(by_class.values())
+    return StepTime(total_s=np.broadcast_to(total, np.broadcast(n, c, batch).shape).copy(), by_class=by_class)
+
+
+def decode_step_time(spec: ModelSpec, hw: HardwareProfile, t: ArrayLike, batch: ArrayLike = 1,
+                     p: Precision = DEFAULT_PRECISION, cuda_graphs: bool = True) -> StepTime:
+    """One decode step: `batch` sequences at context t each produce one token."""
+    t, batch = as_array(t), as_array(batch)
+    overhead = hw.efficiency.graph_overhead_s if cuda_graphs else hw.efficiency.kernel_overhead_s
+    return _step_time(spec, hw, p, "decode", np.ones_like(t), t, batch, overhead)
+
+
+def prefill_time(spec: ModelSpec, hw: HardwareProfile, prompt: ArrayLike, cached: ArrayLike = 0,
+                 batch: ArrayLike = 1, p: Precision = DEFAULT_PRECISION, chunk_tokens: int = 8192) -> StepTime:
+    """Prefill of `prompt` new tokens after `cached` ones, in chunks of `chunk_tokens`: the FLOPs and
+    cache traffic of the whole prompt (additive over chunks), GEMM efficiency at the chunk's row
+    count, weights read again and launch overheads paid once per chunk."""
+    prompt, cached, batch = as_array(prompt), as_array(cached), as_array(batch)
+    chunks = np.maximum(np.ceil(prompt / chunk_tokens), 1.0)
+    whole = _step_time(spec, hw, p, "prefill", prompt, cached, batch, hw.efficiency.kernel_overhead_s)
+    one_chunk_rows = np.minimum(prompt, chunk_tokens)
+    # GEMM time was priced with the whole prompt's rows; re-price at the chunk's rows
+    by_class = dict(whole.by_class)
+    eff_whole = _gemm_eff(hw, batch * prompt)
+    eff_chunk = _gemm_eff(hw, batch * one_chunk_rows)
+    by_class["gemm"] = by_class["gemm"] * eff_whole / eff_chunk
+    weights = _weight_read_time(spec, hw, p)
+    by_class["weights_per_chunk"] = (chunks - 1.0) * weights
+    by_class["overhead"] = by_class["overhead"] * chunks
+    total = sum(by_class.values())
+    return StepTime(total_s=total, by_class=by_class)
+
+
+def _weight_read_time(spec: ModelSpec, hw: HardwareProfile, p: Precision) -> float:
+    from costsim.model_costs import param_counts
+
+    return param_counts(spec).total * p.weight_bytes / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)

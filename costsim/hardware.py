@@ -1,0 +1,64 @@
+"""Load hardware profiles by name or path, with field overrides (e.g. a different price)."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from costsim.data import data_dir
+from costsim.errors import CostsimError
+from costsim.spec.hardware import HardwareProfile
+from costsim.validation_errors import one_line
+
+
+def profile_paths() -> list[Path]:
+    folder = data_dir("hardware_profiles")
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def hardware_names() -> list[str]:
+    return [p.stem for p in profile_paths()]
+
+
+def _parse(path: Path) -> HardwareProfile:
+    if path.is_dir():
+        raise CostsimError(f"{path}: is a directory; pass a hardware profile .toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CostsimError(f"{path}: cannot be read ({type(exc).__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CostsimError(f"{path}: malformed TOML: {exc}") from None
+    try:
+        return HardwareProfile.model_validate(data)
+    except ValidationError as exc:
+        raise CostsimError(one_line(exc, str(path))) from None
+
+
+@lru_cache(maxsize=64)
+def _load_named(name: str) -> HardwareProfile:
+    return _parse(data_dir("hardware_profiles") / f"{name}.toml")
+
+
+def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareProfile:
+    text = str(name_or_path).strip()
+    key = text.lower()
+    if key in hardware_names():
+        profile = _load_named(key)
+    elif Path(text).suffix == ".toml" or Path(text).exists():
+        if not Path(text).exists():
+            raise CostsimError(f"{text}: no such hardware profile file")
+        profile = _parse(Path(text))
+    else:
+        raise CostsimError(f"hardware '{text}': not a profile; profiles: {', '.join(hardware_names())}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return profile
+    try:
+        return HardwareProfile.model_validate({**profile.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise CostsimError(one_line(exc, f"hardware '{text}' override")) from None

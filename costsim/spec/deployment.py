@@ -1,0 +1,26 @@
+"""Deployment choices: how a model is served, independent of what the model is."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from costsim.spec.dtypes import DtypeName, Precision
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: DtypeName = "bf16"
+    kv_cache: DtypeName = "bf16"
+    state: DtypeName = "fp32"
+    devices: PositiveInt = Field(1, description="single device for now; multi-device layouts come later")
+    memory_reserve_fraction: float = Field(0.10, ge=0, lt=1, description="activations, runtime, fragmentation")
+    prefill_chunk_tokens: PositiveInt = Field(8192, description="chunked prefill: tokens per forward step")
+    max_batch: PositiveInt | Literal["auto"] = "auto"
+    cuda_graphs: bool = Field(True, description="decode steps replayed as graphs (lower launch overhead)")
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(weights=self.weights, kv_cache=self.kv_cache, state=self.state)

@@ -1,0 +1,90 @@
+"""HardwareProfile: one accelerator (per chip), validated from ``hardware_profiles/<name>.toml``.
+
+Every number is a datasheet or measured value with its source in ``sources`` (field -> "where;
+date"). Peak FLOP/s are dense (a vendor sheet's 2:4-sparse figures are halved before they get
+here). Efficiencies say what fraction of a peak real kernels reach, as a function of work size;
+defaults come from published achieved figures until `costsim calibrate` fits them to measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+Fraction = float
+
+
+class Efficiency(BaseModel):
+    """Achieved fraction of peak, per kernel class. A curve f(x) = max * x / (x + half) saturates
+    at ``max`` and reaches half of it at ``half`` (bytes moved, or rows of a GEMM)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory_max: Fraction = Field(0.90, gt=0, le=1, description="large streaming reads/copies, of datasheet BW")
+    memory_half_bytes: PositiveFloat = Field(16e6, description="bytes per kernel at which half of memory_max")
+    matmul_max: Fraction = Field(0.75, gt=0, le=1, description="large dense GEMM, of dense peak")
+    matmul_half_rows: PositiveFloat = Field(128, description="GEMM rows (tokens) at which half of matmul_max")
+    attention_max: Fraction = Field(0.55, gt=0, le=1, description="prefill attention kernels, of dense peak")
+    attention_half_pairs: PositiveFloat = Field(2e6, description="(query,key) pairs per head at half")
+    scan_max: Fraction = Field(0.25, gt=0, le=1, description="chunked linear/delta/SSD scans, of dense peak")
+    vector_max: Fraction = Field(0.60, gt=0, le=1, description="elementwise and state-update work, of vector peak")
+    kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
+    graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
+    kernels_per_layer: PositiveInt = Field(8, description="kernels one layer launches per step")
+
+
+class HardwareProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    display_name: str
+    vendor: Literal["nvidia", "amd", "google", "intel", "aws", "other"]
+    kind: Literal["gpu", "tpu", "accelerator"] = "gpu"
+    dense_tflops: dict[str, PositiveFloat] = Field(description="dense peak per dtype: fp32, tf32, bf16, fp8, fp4...")
+    vector_tflops: PositiveFloat = Field(description="non-matrix fp32 peak (CUDA cores / vector units)")
+    memory_gb: PositiveFloat = Field(description="device memory, 10^9 bytes")
+    hbm_bandwidth_tb_s: PositiveFloat
+    on_chip_mb: float = Field(0.0, ge=0, description="L2 / SRAM / VMEM, 10^6 bytes")
+    scale_up_gb_s: float = Field(0.0, ge=0, description="scale-up link bandwidth per chip, bidirectional")
+    scale_up_domain: PositiveInt = 1
+    scale_out_gb_s: float = Field(0.0, ge=0, description="scale-out network per chip")
+    tdp_w: float = Field(0.0, ge=0)
+    usd_per_hour: PositiveFloat = Field(description="default rental price per accelerator-hour")
+    price_date: str
+    efficiency: Efficiency = Efficiency()
+    sources: dict[str, str] = Field(default_factory=dict, description="field -> source; date")
+
+    @model_validator(mode="after")
+    def _has_bf16(self) -> HardwareProfile:
+        if "bf16" not in self.dense_tflops and "fp16" not in self.dense_tflops:
+            raise ValueError("dense_tflops needs a bf16 (or fp16) entry")
+        return self
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense matrix FLOP/s for a dtype; falls back to the nearest wider type the chip has."""
+        for candidate in _FALLBACK.get(dtype, (dtype,)):
+            if candidate in self.dense_tflops:
+                return self.dense_tflops[candidate] * 1e12
+        return self.dense_tflops.get("bf16", self.dense_tflops.get("fp16", 0.0)) * 1e12
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb * 1e9
+
+    @property
+    def bandwidth_bytes_s(self) -> float:
+        return self.hbm_bandwidth_tb_s * 1e12
+
+
+# A chip without fp8/fp4 units runs those dtypes at the next wider rate (e.g. A100 fp8 -> bf16).
+_FALLBACK = {
+    "fp4": ("fp4", "int4", "fp8", "int8", "bf16"),
+    "int4": ("int4", "fp4", "int8", "fp8", "bf16"),
+    "fp8": ("fp8", "int8", "bf16"),
+    "int8": ("int8", "fp8", "bf16"),
+    "bf16": ("bf16", "fp16"),
+    "fp16": ("fp16", "bf16"),
+    "fp32": ("fp32", "tf32"),
+    "tf32": ("tf32", "fp32"),
+}

@@ -1,0 +1,129 @@
+"""Timing, serving and dollars: numbers a person can check with a calculator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import costsim
+from costsim.cli import main
+from costsim.engine.serving import evaluate
+from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.hardware import load_hardware
+from costsim.spec.deployment import Deployment
+
+CONTRACT = {"model", "hardware", "context_tokens", "batch", "params_total", "params_active", "weight_bytes",
+            "cache_bytes_per_sequence", "cache_bytes_by_kind", "prefill_flops", "decode_flops_per_token",
+            "decode_bytes_per_step", "ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s", "max_batch",
+            "fits_memory", "usd_per_mtok_input", "usd_per_mtok_output"}
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_hardware("h100-sxm")
+
+
+def test_llama8b_decode_is_weights_plus_kv_over_bandwidth(h100):
+    spec = costsim.load_model("llama-3.1-8b")
+    step = decode_step_time(spec, h100, 8192, 1).total_s
+    weights = 8_030_261_248 * 2
+    kv = 131_072 * 8192
+    hand = (weights + kv) / (3.35e12 * h100.efficiency.memory_max)
+    assert step == pytest.approx(hand, rel=0.10)
+
+
+def test_llama8b_prefill_is_compute_bound(h100):
+    spec = costsim.load_model("llama-3.1-8b")
+    cost = costsim.prefill_cost(spec, 8192)
+    attention = cost.by_kind["dense"].flops_matrix - 2 * 8192 * 32 * (4096 * 4096 * 2 + 2 * 4096 * 1024)
+    gemm = cost.total.flops_matrix - attention
+    e = h100.efficiency
+    hand = gemm / (989.4e12 * e.matmul_max) + attention / (989.4e12 * e.attention_max)
+    assert prefill_time(spec, h100, 8192).total_s == pytest.approx(hand, rel=0.10)
+
+
+def test_output_price_rises_with_context_for_softmax_and_is_flat_for_mamba2(h100):
+    t = np.logspace(3, 6, 40)
+    llama = evaluate(costsim.load_model("llama-3.1-8b"), h100, Deployment(), t, batch=1)["usd_per_mtok_output"]
+    assert np.all(np.diff(llama) >= 0)
+    mamba = evaluate(costsim.load_model("mamba2-2.7b"), h100, Deployment(), t, batch=1)["usd_per_mtok_output"]
+    assert mamba.max() / mamba.min() < 1.02
+
+
+def test_usd_per_mtok_is_price_over_tokens_per_hour(h100):
+    r = costsim.estimate("llama-3.1-8b", "h100-sxm", context=8192, batch=4)
+    assert r["usd_per_mtok_output"] == pytest.approx(2.25 / (r["decode_tokens_per_s"] * 3600) * 1e6)
+    assert r["decode_tokens_per_s"] == pytest.approx(4 / r["tpot_s"])
+
+
+def test_max_batch_is_memory_over_cache(h100):
+    r = costsim.estimate("llama-3.1-8b", "h100-sxm", context=32768)
+    usable = 80e9 * 0.9 - 8_030_261_248 * 2
+    assert r["max_batch"] == int(usable // (131_072 * 32768))
+    assert r["batch"] == r["max_batch"] and r["fits_memory"]
+
+
+def test_model_too_big_says_by_how_much():
+    r = costsim.estimate("deepseek-v3", "h100-sxm", context=4096)
+    assert not r["fits_memory"] and r["max_batch"] == 0
+    assert r["memory_shortfall_bytes"] > 671e9 * 2 - 80e9
+
+
+def test_tpot_target_picks_a_batch_that_meets_it():
+    free = costsim.estimate("llama-3.1-8b", "h100-sxm", context=4096)
+    capped = costsim.estimate("llama-3.1-8b", "h100-sxm", context=4096, tpot_ms=10)
+    assert free["tpot_s"] > 0.010  # the largest batch that fits is too slow for the target
+    assert capped["tpot_s"] <= 0.010 and 1 <= capped["batch"] < free["batch"]
+    one_more = costsim.estimate("llama-3.1-8b", "h100-sxm", context=4096, batch=capped["batch"] + 1)
+    assert one_more["tpot_s"] > 0.010  # and it is the largest that meets it
+
+
+def test_estimate_json_contract(capsys):
+    assert main(["estimate", "-f", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= CONTRACT
+    assert out["hardware"] == "h100-sxm" and out["context_tokens"] == 32_000
+
+
+def test_price_override_scales_dollars(capsys):
+    main(["estimate", "--batch", "8", "-f", "json"])
+    base = json.loads(capsys.readouterr().out)
+    main(["estimate", "--batch", "8", "--price", "4.5", "-f", "json"])
+    double = json.loads(capsys.readouterr().out)
+    assert double["usd_per_mtok_output"] == pytest.approx(2 * base["usd_per_mtok_output"])
+
+
+def test_output_file_is_written(tmp_path, capsys):
+    target = tmp_path / "e.csv"
+    assert main(["estimate", "-f", "csv", "-o", str(target)]) == 0
+    assert target.read_text().startswith("model,hardware,")
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["estimate", "-H", "tpu-v99"], "tpu-v99"),
+    (["estimate", "-m", "gpt-17"], "gpt-17"),
+    (["estimate", "--price", "-1"], "--price"),
+    (["estimate", "--price", "0"], "--price"),
+    (["estimate", "--context", "abc"], "--context"),
+    (["estimate", "--batch", "0"], "--batch"),
+    (["estimate", "--tpot-ms", "-3"], "--tpot-ms"),
+    (["estimate", "-o", "/no/such/dir/out.json"], "--output"),
+])
+def test_bad_estimate_input(args, needle, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
+
+
+def test_malformed_profile(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[dense_tflops\n')
+    assert main(["estimate", "-H", str(bad)]) == 2
+    assert "malformed TOML" in capsys.readouterr().err
+    bad.write_text('name = "x"\ndisplay_name = "x"\nvendor = "nvidia"\nvector_tflops = 1\nmemory_gb = -80\n'
+                   'hbm_bandwidth_tb_s = 1\nusd_per_hour = 1\nprice_date = "2026"\n[dense_tflops]\nbf16 = 100\n')
+    assert main(["estimate", "-H", str(bad)]) == 2
+    assert "memory_gb" in capsys.readouterr().err
