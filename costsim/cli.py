@@ -164,6 +164,91 @@ def _estimate_table(r: dict[str, Any]) -> str:
     return dumps_table(["quantity", "value"], rows, title=title)
 
 
+@app.command()
+def sweep(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset names, comma-separated")] = "llama-3.1-8b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "h100-sxm",
+    context: Annotated[str, typer.Option("--context", "-c", help="range lo..hi, e.g. 1k..10M")] = "1k..1M",
+    points: Annotated[int, typer.Option(help="log-spaced contexts in the range")] = 40,
+    metric: Annotated[str, typer.Option(help="what to chart and tabulate")] = "usd_per_mtok_output",
+    batch: Annotated[str, typer.Option(help="sequences per decode step, or auto (largest that fits)")] = "auto",
+    price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
+    plot: Annotated[str | None, typer.Option(help="write a plotly HTML chart here")] = None,
+    fmt: FormatOpt = Format.table,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """One metric vs context length for every model x hardware pair, in one vectorised call."""
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.sweep import METRICS, parse_context_range, split_names
+    from costsim.sweep import sweep as run_sweep
+    from costsim.units import parse_tokens
+
+    if metric not in METRICS:
+        raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
+    if price is not None and not price > 0:
+        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    contexts = parse_context_range(context, points)
+    b = None if batch.strip().lower() == "auto" else parse_tokens(batch, "--batch")
+    result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts, batch=b,
+                       price=price)
+    if plot:
+        from costsim.output.plots import sweep_figure, write_html
+
+        write_html(sweep_figure(result, metric), plot)
+    if fmt is Format.json:
+        _write(dumps_json({"contexts": result.contexts, "metric": metric, "series": result.series}), output)
+    elif fmt is Format.csv:
+        cols = result.columns()
+        rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+        _write(dumps_csv(rows), output)
+    else:
+        headers = ["context"] + [f"{s['model']} · {s['hardware']}" for s in result.series]
+        body = []
+        for i, t in enumerate(result.contexts):
+            cells = [f"{s[metric][i]:.4g}" + ("" if s["fits_memory"][i] else " (OOM)") for s in result.series]
+            body.append([f"{int(t):,}", *cells])
+        _write(dumps_table(headers, body, title=f"{metric} vs context"), output)
+
+
+@app.command()
+def compare(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset name or config.json")] = "llama-3.1-70b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "all",
+    context: ContextOpt = "32k",
+    price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
+    metric: Annotated[str, typer.Option(help="metric for the chart")] = "usd_per_mtok_output",
+    plot: Annotated[str | None, typer.Option(help="write a plotly bar chart (HTML) here")] = None,
+    fmt: FormatOpt = Format.table,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.sweep import METRICS, split_names
+    from costsim.sweep import compare as run_compare
+    from costsim.units import parse_tokens
+
+    if metric not in METRICS:
+        raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
+    if price is not None and not price > 0:
+        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"), price=price)
+    if plot:
+        from costsim.output.plots import compare_figure, write_html
+
+        write_html(compare_figure(rows, metric), plot)
+    if fmt is Format.json:
+        _write(dumps_json(rows), output)
+    elif fmt is Format.csv:
+        _write(dumps_csv(rows), output)
+    else:
+        body = [[r["hardware"], "yes" if r["fits_memory"] else "no", f"{int(r['max_batch']):,}",
+                 f"{r['ttft_s'] * 1e3:,.0f}", f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}",
+                 f"{r['usd_per_mtok_input']:.4f}", f"{r['usd_per_mtok_output']:.4f}"] for r in rows]
+        _write(dumps_table(["hardware", "fits", "max batch", "TTFT ms", "TPOT ms", "tok/s", "$/Mtok in",
+                            "$/Mtok out"], body, title=f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens"),
+               output)
+
+
 @app.command("hardware")
 def hardware_list(fmt: FormatOpt = Format.table) -> None:
     """List the hardware profiles (use the name with --hardware)."""

@@ -1,0 +1,69 @@
+"""Plotly charts, written as one self-contained HTML file that works offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from costsim.output.atomic import write_atomic
+
+LABELS = {
+    "usd_per_mtok_output": "USD per million output tokens",
+    "usd_per_mtok_input": "USD per million input tokens",
+    "tpot_s": "time per output token (s)",
+    "ttft_s": "time to first token (s)",
+    "decode_tokens_per_s": "decode tokens/s per device",
+    "prefill_tokens_per_s": "prefill tokens/s",
+    "max_batch": "max sequences that fit",
+    "cache_bytes_per_sequence": "cache per sequence (bytes)",
+}
+
+
+def sweep_figure(result, metric: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22"]
+    for i, s in enumerate(result.series):
+        y = np.asarray(s[metric], dtype=float)
+        fits = np.asarray(s["fits_memory"], dtype=bool)
+        color = palette[i % len(palette)]
+        name = f"{s['model']} · {s['hardware']}"
+        fig.add_trace(go.Scatter(x=result.contexts, y=np.where(fits, y, np.nan), mode="lines", name=name,
+                                 line={"color": color, "width": 2.5}, legendgroup=name))
+        if not fits.all():
+            fig.add_trace(go.Scatter(x=result.contexts, y=np.where(fits, np.nan, y), mode="lines",
+                                     name=f"{name} (does not fit)", line={"color": color, "dash": "dot", "width": 1.5},
+                                     legendgroup=name, showlegend=True))
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": f"{LABELS.get(metric, metric)} vs context (dotted: does not fit in memory)", "x": 0.02},
+        xaxis={"type": "log", "title": "context length (tokens)"},
+        yaxis={"type": "log" if metric != "max_batch" else "linear", "title": LABELS.get(metric, metric)},
+        legend={"orientation": "v", "x": 1.02, "y": 1},
+        margin={"l": 70, "r": 20, "t": 60, "b": 60},
+        height=560, width=1100,
+    )
+    return fig
+
+
+def compare_figure(rows: list[dict[str, Any]], metric: str):
+    import plotly.graph_objects as go
+
+    rows = sorted(rows, key=lambda r: r[metric] if np.isfinite(r[metric]) else np.inf)
+    colors = ["#2ca02c" if r["fits_memory"] else "#bbbbbb" for r in rows]
+    fig = go.Figure(go.Bar(x=[r["hardware"] for r in rows], y=[r[metric] for r in rows], marker_color=colors,
+                           text=[f"{r[metric]:.3g}" if r["fits_memory"] else "does not fit" for r in rows],
+                           textposition="outside"))
+    fig.update_layout(template="plotly_white", title=f"{rows[0]['model']}: {LABELS.get(metric, metric)} at "
+                      f"{rows[0]['context_tokens']:,} tokens (grey: does not fit)",
+                      yaxis={"title": LABELS.get(metric, metric)}, height=520, width=1100)
+    return fig
+
+
+def write_html(fig, path: str | Path) -> None:
+    # include_plotly_js=True embeds the library: the file opens offline
+    write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))

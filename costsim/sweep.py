@@ -1,0 +1,86 @@
+"""Sweeps over context length for several models and accelerators, and per-device comparisons.
+
+Each (model, hardware) pair is one vectorised evaluation over all contexts; results come back as
+columns of numpy arrays (``pandas.DataFrame(result.columns())`` works where pandas is installed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from costsim.engine.serving import evaluate
+from costsim.errors import CostsimError
+from costsim.hardware import hardware_names, load_hardware
+from costsim.loader import load_model
+from costsim.spec.deployment import Deployment
+from costsim.units import parse_tokens
+
+METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "tpot_s", "ttft_s", "decode_tokens_per_s",
+           "prefill_tokens_per_s", "max_batch", "cache_bytes_per_sequence")
+
+
+@dataclass
+class SweepResult:
+    contexts: np.ndarray
+    series: list[dict[str, Any]] = field(default_factory=list)  # model, hardware, and one array per metric
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Long format: one row per (model, hardware, context)."""
+        cols: dict[str, list] = {"model": [], "hardware": [], "context_tokens": []}
+        for s in self.series:
+            n = len(self.contexts)
+            cols["model"] += [s["model"]] * n
+            cols["hardware"] += [s["hardware"]] * n
+            cols["context_tokens"] += list(self.contexts)
+            for m in (*METRICS, "batch", "fits_memory"):
+                cols.setdefault(m, []).extend(np.asarray(s[m]).tolist())
+        return {k: np.asarray(v) for k, v in cols.items()}
+
+
+def parse_context_range(text: str, points: int) -> np.ndarray:
+    """'1k..10M' -> `points` log-spaced whole token counts; a single value -> that one."""
+    if points < 2 and ".." in text:
+        raise CostsimError(f"--points: need at least 2 points for a range, got {points}")
+    if ".." not in text:
+        return np.array([parse_tokens(text, "--context")], dtype=np.float64)
+    lo_text, hi_text = text.split("..", 1)
+    lo, hi = parse_tokens(lo_text, "--context"), parse_tokens(hi_text, "--context")
+    if hi <= lo:
+        raise CostsimError(f"--context: the range must increase, got {text}")
+    return np.unique(np.round(np.logspace(np.log10(lo), np.log10(hi), points)))
+
+
+def split_names(text: str, field_name: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise CostsimError(f"{field_name}: give at least one name")
+    return names
+
+
+def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
+          batch: int | None = None, price: float | None = None) -> SweepResult:
+    dep = dep or Deployment()
+    if hardware == ["all"]:
+        hardware = hardware_names()
+    result = SweepResult(contexts=contexts)
+    specs = [load_model(m) for m in models]
+    profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
+    for spec in specs:
+        for hw in profiles:
+            values = evaluate(spec, hw, dep, contexts, batch)
+            result.series.append({"model": spec.name, "hardware": hw.name, **values})
+    return result
+
+
+def compare(model: str, hardware: list[str], context: int, dep: Deployment | None = None,
+            price: float | None = None) -> list[dict[str, Any]]:
+    """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context."""
+    result = sweep([model], hardware, np.array([float(context)]), dep, None, price)
+    rows = []
+    for s in result.series:
+        rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,
+                     **{k: np.asarray(v).item() for k, v in s.items() if k not in ("model", "hardware")}})
+    return rows
