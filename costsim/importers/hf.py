@@ -342,7 +342,7 @@ def _mamba2(c: ConfigReader, name: str) -> ModelSpec:
                         chunk_size=c.int("chunk_size", 256), in_proj_bias=c.bool("use_bias", False),
                         out_proj_bias=c.bool("use_bias", False), conv_bias=c.bool("use_conv_bias", True))
     layers = [Layer(mixer=mixer, norm_params=d) for _ in range(c.int("num_hidden_layers"))]
-    return _spec(c, name, layers, tie_default=True)
+    return _spec(c, name, layers)  # transformers' Mamba2Config defaults to untied embeddings
 
 
 def _nemotron_h(c: ConfigReader, name: str) -> ModelSpec:
