@@ -6,40 +6,53 @@ Quick start::
     spec = costsim.load_model("deepseek-v3")
     costsim.cache_bytes(spec, [1024, 131072, 1_000_000])     # bytes per sequence, vectorised
     costsim.inspect_model(spec, 131072)                        # the dict `costsim inspect` prints
+    costsim.estimate("qwen3-next-80b-a3b", "h200", context="256k")
+    costsim.sweep(["llama-3.1-8b"], ["h100-sxm", "h200"], contexts).columns()
+
+Names are imported on first use, so `costsim --help` does not pay for numpy and pydantic.
 """
 
-from costsim.api import estimate, inspect_model, list_hardware, list_models, load_model
-from costsim.errors import CostsimError
-from costsim.model_costs import (
-    ModelCost,
-    ParamCounts,
-    cache_bytes,
-    cache_bytes_by_component,
-    cache_bytes_by_kind,
-    decode_cost,
-    param_counts,
-    prefill_cost,
-)
-from costsim.spec.dtypes import Precision
-from costsim.spec.model import ModelSpec
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CostsimError",
-    "ModelCost",
-    "ModelSpec",
-    "ParamCounts",
-    "Precision",
-    "cache_bytes",
-    "cache_bytes_by_component",
-    "cache_bytes_by_kind",
-    "decode_cost",
-    "estimate",
-    "inspect_model",
-    "list_hardware",
-    "list_models",
-    "load_model",
-    "param_counts",
-    "prefill_cost",
-]
+_EXPORTS = {
+    "CostsimError": "costsim.errors",
+    "ModelCost": "costsim.model_costs",
+    "ParamCounts": "costsim.model_costs",
+    "cache_bytes": "costsim.model_costs",
+    "cache_bytes_by_component": "costsim.model_costs",
+    "cache_bytes_by_kind": "costsim.model_costs",
+    "decode_cost": "costsim.model_costs",
+    "param_counts": "costsim.model_costs",
+    "prefill_cost": "costsim.model_costs",
+    "estimate": "costsim.api",
+    "inspect_model": "costsim.api",
+    "list_hardware": "costsim.api",
+    "list_models": "costsim.api",
+    "load_model": "costsim.api",
+    "load_hardware": "costsim.hardware",
+    "compare": "costsim.sweep",
+    "sweep": "costsim.sweep",
+    "Precision": "costsim.spec.dtypes",
+    "Deployment": "costsim.spec.deployment",
+    "HardwareProfile": "costsim.spec.hardware",
+    "ModelSpec": "costsim.spec.model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'costsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

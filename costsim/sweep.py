@@ -6,6 +6,8 @@ columns of numpy arrays (``pandas.DataFrame(result.columns())`` works where pand
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,18 +62,34 @@ def split_names(text: str, field_name: str) -> list[str]:
     return names
 
 
+def _progress(done: int, total: int, started: float) -> None:
+    """A one-line progress bar on stderr, only for sweeps past a second and only on a terminal."""
+    if time.perf_counter() - started < 1.0 or not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / total)
+    sys.stderr.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} model x hardware pairs")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
 def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
           batch: int | None = None, price: float | None = None) -> SweepResult:
+    """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair)."""
     dep = dep or Deployment()
+    started = time.perf_counter()
     if hardware == ["all"]:
         hardware = hardware_names()
     result = SweepResult(contexts=contexts)
     specs = [load_model(m) for m in models]
     profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
+    total = len(specs) * len(profiles)
     for spec in specs:
         for hw in profiles:
             values = evaluate(spec, hw, dep, contexts, batch)
             result.series.append({"model": spec.name, "hardware": hw.name, **values})
+            _progress(len(result.series), total, started)
     return result
 
 
