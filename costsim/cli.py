@@ -179,8 +179,8 @@ def sweep(
 ) -> None:
     """One metric vs context length for every model x hardware pair, in one vectorised call."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.sweep import METRICS, parse_context_range, split_names
-    from costsim.sweep import sweep as run_sweep
+    from costsim.sweeps import METRICS, parse_context_range, split_names
+    from costsim.sweeps import sweep as run_sweep
     from costsim.units import parse_tokens
 
     if metric not in METRICS:
@@ -223,8 +223,8 @@ def compare(
 ) -> None:
     """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.sweep import METRICS, split_names
-    from costsim.sweep import compare as run_compare
+    from costsim.sweeps import METRICS, split_names
+    from costsim.sweeps import compare as run_compare
     from costsim.units import parse_tokens
 
     if metric not in METRICS:

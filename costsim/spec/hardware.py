@@ -77,12 +77,13 @@ class HardwareProfile(BaseModel):
         return self.hbm_bandwidth_tb_s * 1e12
 
 
-# A chip without fp8/fp4 units runs those dtypes at the next wider rate (e.g. A100 fp8 -> bf16).
+# A chip without units for a narrow float runs it at the next wider float's rate (A100 fp8 -> bf16:
+# weights are dequantised); integer units never stand in for float ones.
 _FALLBACK = {
-    "fp4": ("fp4", "int4", "fp8", "int8", "bf16"),
-    "int4": ("int4", "fp4", "int8", "fp8", "bf16"),
-    "fp8": ("fp8", "int8", "bf16"),
-    "int8": ("int8", "fp8", "bf16"),
+    "fp4": ("fp4", "fp8", "bf16"),
+    "int4": ("int4", "int8", "bf16"),
+    "fp8": ("fp8", "bf16"),
+    "int8": ("int8", "bf16"),
     "bf16": ("bf16", "fp16"),
     "fp16": ("fp16", "bf16"),
     "fp32": ("fp32", "tf32"),
