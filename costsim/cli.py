@@ -47,6 +47,12 @@ def _precision(weights: Dtype, kv: Dtype, state: Dtype):
     return Precision(weights=weights.value, kv_cache=kv.value, state=state.value)
 
 
+def _deployment(weights: Dtype, kv: Dtype, state: Dtype):
+    from costsim.spec.deployment import Deployment
+
+    return Deployment(weights=weights.value, kv_cache=kv.value, state=state.value)
+
+
 def _emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -173,6 +179,9 @@ def sweep(
     metric: Annotated[str, typer.Option(help="what to chart and tabulate")] = "usd_per_mtok_output",
     batch: Annotated[str, typer.Option(help="sequences per decode step, or auto (largest that fits)")] = "auto",
     price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
+    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
+    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
+    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
     plot: Annotated[str | None, typer.Option(help="write a plotly HTML chart here")] = None,
     fmt: FormatOpt = Format.table,
     output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
@@ -189,8 +198,8 @@ def sweep(
         raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
     contexts = parse_context_range(context, points)
     b = None if batch.strip().lower() == "auto" else parse_tokens(batch, "--batch")
-    result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts, batch=b,
-                       price=price)
+    result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts,
+                       _deployment(weight_dtype, kv_dtype, state_dtype), batch=b, price=price)
     if plot:
         from costsim.output.plots import sweep_figure, write_html
 
@@ -216,6 +225,9 @@ def compare(
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "all",
     context: ContextOpt = "32k",
     price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
+    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
+    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
+    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
     metric: Annotated[str, typer.Option(help="metric for the chart")] = "usd_per_mtok_output",
     plot: Annotated[str | None, typer.Option(help="write a plotly bar chart (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
@@ -231,7 +243,8 @@ def compare(
         raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
     if price is not None and not price > 0:
         raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
-    rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"), price=price)
+    rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"),
+                       _deployment(weight_dtype, kv_dtype, state_dtype), price=price)
     if plot:
         from costsim.output.plots import compare_figure, write_html
 
@@ -241,9 +254,12 @@ def compare(
     elif fmt is Format.csv:
         _write(dumps_csv(rows), output)
     else:
-        body = [[r["hardware"], "yes" if r["fits_memory"] else "no", f"{int(r['max_batch']):,}",
-                 f"{r['ttft_s'] * 1e3:,.0f}", f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}",
-                 f"{r['usd_per_mtok_input']:.4f}", f"{r['usd_per_mtok_output']:.4f}"] for r in rows]
+        # devices where it fits first, cheapest output first; no serving figures where it does not fit
+        ordered = sorted(rows, key=lambda r: (not r["fits_memory"], r["usd_per_mtok_output"]))
+        body = [[r["hardware"], "yes", f"{int(r['max_batch']):,}", f"{r['ttft_s'] * 1e3:,.0f}",
+                 f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
+                 f"{r['usd_per_mtok_output']:.4f}"] if r["fits_memory"] else
+                [r["hardware"], "no", "0", "-", "-", "-", "-", "-"] for r in ordered]
         _write(dumps_table(["hardware", "fits", "max batch", "TTFT ms", "TPOT ms", "tok/s", "$/Mtok in",
                             "$/Mtok out"], body, title=f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens"),
                output)
