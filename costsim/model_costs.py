@@ -38,12 +38,12 @@ class ModelCost:
     by_kind: dict[str, Cost]
 
 
-def _mixer_groups(spec: ModelSpec) -> Counter:
-    return Counter(layer.mixer for layer in spec.layers if layer.mixer is not None)
+def _mixer_groups(spec: ModelSpec) -> dict:
+    return dict(spec.mixer_groups)
 
 
-def _ffn_groups(spec: ModelSpec) -> Counter:
-    return Counter(layer.ffn for layer in spec.layers if layer.ffn is not None)
+def _ffn_groups(spec: ModelSpec) -> dict:
+    return dict(spec.ffn_groups)
 
 
 def embedding_params(spec: ModelSpec) -> int:

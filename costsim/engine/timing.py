@@ -10,7 +10,6 @@ kept apart from serving and cost (Vidur's separation): this module only answers 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +72,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     def add(klass: str, value: np.ndarray) -> None:
         by_class[klass] = by_class.get(klass, 0.0) + value
 
-    mixers = Counter(layer.mixer for layer in spec.layers if layer.mixer is not None)
-    for mixer, count in mixers.items():
+    for mixer, count in spec.mixer_groups:
         mod = module_for(mixer)
         whole = mod.prefill(mixer, d, n, c, batch, p) if phase == "prefill" else mod.decode(mixer, d, c, batch, p)
         gemm = gemm_cost(tokens, projection_matrices(mixer, d), p.weight_bytes, p.act_bytes)
@@ -85,7 +83,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         pairs_per_head = core.flops_matrix / max(4.0 * heads * 128, 1.0)
         add("gemm", count * _kernel_time(gemm, hw, p, _gemm_eff(hw, tokens)))
         add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head)))
-    for block, count in Counter(layer.ffn for layer in spec.layers if layer.ffn is not None).items():
+    for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
         rows = tokens
         if isinstance(block, ffn_family.MoEFFN):

@@ -7,6 +7,7 @@ choices (see ``costsim.spec.dtypes.Precision``).
 
 from __future__ import annotations
 
+from collections import Counter, OrderedDict
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -245,6 +246,15 @@ class ModelSpec(_Strict):
     def num_layers(self) -> int:
         return len(self.layers)
 
+    @property
+    def mixer_groups(self) -> list[tuple[Mixer, int]]:
+        """Distinct mixers with how many layers use each; identical layers are costed once."""
+        return _groups(self.layers)[0]
+
+    @property
+    def ffn_groups(self) -> list[tuple[FFN, int]]:
+        return _groups(self.layers)[1]
+
     def layer_pattern(self) -> str:
         """One letter per layer's mixer, e.g. 'GGGA...' ('-' for an FFN-only layer); see PATTERN_LETTERS."""
         return "".join(PATTERN_LETTERS[lay.mixer.family] if lay.mixer else "-" for lay in self.layers)
@@ -256,3 +266,23 @@ class ModelSpec(_Strict):
             kind = layer.mixer.family if layer.mixer else "ffn_only"
             counts[kind] = counts.get(kind, 0) + 1
         return " + ".join(f"{n} {kind}" for kind, n in counts.items())
+
+
+# Grouping hashes every layer's pydantic model, which costs more than the numpy work of a small
+# sweep; remember it per layers list. The list itself is kept in the cache so its id is never reused
+# while the entry lives (model_copy(update={"layers": ...}) makes a new list, hence a new entry).
+_GROUP_CACHE: OrderedDict[int, tuple[list, tuple[list, list]]] = OrderedDict()
+_GROUP_CACHE_SIZE = 256
+
+
+def _groups(layers: list[Layer]) -> tuple[list, list]:
+    hit = _GROUP_CACHE.get(id(layers))
+    if hit is not None and hit[0] is layers:
+        _GROUP_CACHE.move_to_end(id(layers))
+        return hit[1]
+    groups = (list(Counter(lay.mixer for lay in layers if lay.mixer is not None).items()),
+              list(Counter(lay.ffn for lay in layers if lay.ffn is not None).items()))
+    _GROUP_CACHE[id(layers)] = (layers, groups)
+    if len(_GROUP_CACHE) > _GROUP_CACHE_SIZE:
+        _GROUP_CACHE.popitem(last=False)
+    return groups
