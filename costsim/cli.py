@@ -163,6 +163,7 @@ def _estimate_table(r: dict[str, Any]) -> str:
         ["decode tokens/s (device)", f"{r['decode_tokens_per_s']:,.0f}"],
         ["prefill tokens/s", f"{r['prefill_tokens_per_s']:,.0f}"],
         ["$ / Mtok input", f"{r['usd_per_mtok_input']:,.4f}"],
+        ["$ / Mtok cached input", f"{r['usd_per_mtok_cached_input']:,.5f}"],
         ["$ / Mtok output", f"{r['usd_per_mtok_output']:,.4f}"],
         ["price", f"{r['usd_per_hour']:.2f} USD/h"],
     ]

@@ -127,3 +127,10 @@ def test_malformed_profile(tmp_path, capsys):
                    'hbm_bandwidth_tb_s = 1\nusd_per_hour = 1\nprice_date = "2026"\n[dense_tflops]\nbf16 = 100\n')
     assert main(["estimate", "-H", str(bad)]) == 2
     assert "memory_gb" in capsys.readouterr().err
+
+
+def test_cached_input_is_one_read_of_the_cache_entry():
+    r = costsim.estimate("llama-3.1-8b", "h100-sxm", context=8192)
+    tokens_per_s = 3.35e12 * 0.90 / 131_072
+    assert r["usd_per_mtok_cached_input"] == pytest.approx(2.25 / (tokens_per_s * 3600) * 1e6)
+    assert costsim.estimate("mamba2-2.7b", "h100-sxm", context=8192)["usd_per_mtok_cached_input"] == 0

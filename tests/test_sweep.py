@@ -10,7 +10,7 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.errors import CostsimError
-from costsim.sweep import compare, parse_context_range, sweep
+from costsim.sweeps import compare, parse_context_range, sweep
 
 
 def test_context_range_is_log_spaced_whole_tokens():

@@ -4,7 +4,8 @@
     max batch     = floor(usable / cache per sequence at the context)
     $/Mtok        = USD per hour / (tokens per hour) x 10^6
 Input tokens are priced at the prefill throughput of one prompt of the given length; output
-tokens at the decode throughput of the batch at the given context.
+tokens at the decode throughput of the batch at the given context; cached input tokens (prefix
+cache hits) at the time to read their cache entry once.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
     decode_tps = b / tpot
     prefill_tps = t / prefill.total_s
     price = hw.usd_per_hour * dep.devices
+    # A prefix-cache hit skips prefill: what it still costs the device is reading the token's cache
+    # entry (growing layers only) once, at the achieved bandwidth of large reads.
+    per_token = mc.cache_bytes(spec, t + 1.0, p) - mc.cache_bytes(spec, t, p)
+    cached_tps = np.where(per_token > 0, hw.bandwidth_bytes_s * hw.efficiency.memory_max / np.maximum(per_token, 1.0),
+                          np.inf)
     return {
         "batch": b,
         "max_batch": fit,
@@ -64,6 +70,7 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
         "prefill_tokens_per_s": prefill_tps,
         "usd_per_mtok_input": usd_per_mtok(price, prefill_tps),
         "usd_per_mtok_output": usd_per_mtok(price, decode_tps),
+        "usd_per_mtok_cached_input": np.where(np.isfinite(cached_tps), usd_per_mtok(price, cached_tps), 0.0),
         "cache_bytes_per_sequence": mc.cache_bytes(spec, t, p),
     }
 
@@ -93,7 +100,7 @@ def estimate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int
         "decode_flops_per_token": float(mc.decode_cost(spec, context, 1, p).total.flops),
         "decode_bytes_per_step": float(decode.bytes_total),
         **{k: point[k] for k in ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s",
-                                 "usd_per_mtok_input", "usd_per_mtok_output")},
+                                 "usd_per_mtok_input", "usd_per_mtok_cached_input", "usd_per_mtok_output")},
         "max_batch": int(point["max_batch"]),
         "fits_memory": bool(point["fits_memory"]),
         # how much more memory one sequence of this context would need; 0 when it fits

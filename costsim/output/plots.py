@@ -12,6 +12,7 @@ from costsim.output.atomic import write_atomic
 LABELS = {
     "usd_per_mtok_output": "USD per million output tokens",
     "usd_per_mtok_input": "USD per million input tokens",
+    "usd_per_mtok_cached_input": "USD per million cached input tokens",
     "tpot_s": "time per output token (s)",
     "ttft_s": "time to first token (s)",
     "decode_tokens_per_s": "decode tokens/s per device",
