@@ -20,8 +20,8 @@ from costsim.loader import load_model
 from costsim.spec.deployment import Deployment
 from costsim.units import parse_tokens
 
-METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_input", "tpot_s", "ttft_s", "decode_tokens_per_s",
-           "prefill_tokens_per_s", "max_batch", "cache_bytes_per_sequence")
+METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_input", "tpot_s", "ttft_s",
+           "decode_tokens_per_s", "prefill_tokens_per_s", "max_batch", "cache_bytes_per_sequence")
 
 
 @dataclass
