@@ -38,6 +38,7 @@ class Dtype(StrEnum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")]
 ContextOpt = Annotated[str, typer.Option("--context", "-c", help="context tokens: 8192, 128k, 1M, 10M")]
 
 
@@ -58,7 +59,7 @@ def _emit(text: str) -> None:
 
 
 @app.command()
-def models(fmt: FormatOpt = Format.table) -> None:
+def models(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the preset models (use the name with --model / inspect)."""
     from costsim.api import list_models
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
@@ -66,15 +67,15 @@ def models(fmt: FormatOpt = Format.table) -> None:
 
     rows = list_models()
     if fmt is Format.json:
-        _emit(dumps_json(rows))
+        _write(dumps_json(rows), output)
     elif fmt is Format.csv:
-        _emit(dumps_csv(rows))
+        _write(dumps_csv(rows), output)
     else:
-        _emit(dumps_table(
+        _write(dumps_table(
             ["name", "layers", "mixers", "params total", "params active", "source file"],
             [[r["name"], r["num_layers"], r["layer_mix"], fmt_count(r["params_total"]),
               fmt_count(r["params_active"]), r["file"]] for r in rows],
-        ))
+        ), output)
 
 
 @app.command()
@@ -87,6 +88,7 @@ def inspect(
     kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
     state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
     fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
 ) -> None:
     """Parameters, cache per token and per sequence, prefill and decode FLOPs and bytes of a model."""
     from costsim.api import inspect_model, load_model
@@ -98,11 +100,11 @@ def inspect(
         raise CostsimError(f"--batch: must be a positive integer, got {batch}")
     result = inspect_model(load_model(model), n, _precision(weight_dtype, kv_dtype, state_dtype), batch)
     if fmt is Format.json:
-        _emit(dumps_json(result))
+        _write(dumps_json(result), output)
     elif fmt is Format.csv:
-        _emit(dumps_csv([result]))
+        _write(dumps_csv([result]), output)
     else:
-        _emit(_inspect_table(result))
+        _write(_inspect_table(result), output)
 
 
 DEFAULT_ESTIMATE_MODEL = "llama-3.1-8b"
@@ -131,7 +133,7 @@ def estimate(
     kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
     state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
     fmt: FormatOpt = Format.table,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
     from costsim.api import estimate as run_estimate
@@ -185,7 +187,7 @@ def sweep(
     state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
     plot: Annotated[str | None, typer.Option(help="write a plotly HTML chart here")] = None,
     fmt: FormatOpt = Format.table,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """One metric vs context length for every model x hardware pair, in one vectorised call."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
@@ -232,7 +234,7 @@ def compare(
     metric: Annotated[str, typer.Option(help="metric for the chart")] = "usd_per_mtok_output",
     plot: Annotated[str | None, typer.Option(help="write a plotly bar chart (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
@@ -267,21 +269,21 @@ def compare(
 
 
 @app.command("hardware")
-def hardware_list(fmt: FormatOpt = Format.table) -> None:
+def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the hardware profiles (use the name with --hardware)."""
     from costsim.api import list_hardware
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
 
     rows = list_hardware()
     if fmt is Format.json:
-        _emit(dumps_json(rows))
+        _write(dumps_json(rows), output)
     elif fmt is Format.csv:
-        _emit(dumps_csv(rows))
+        _write(dumps_csv(rows), output)
     else:
         _emit(dumps_table(
             ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
             [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
-              r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]))
+              r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]), output)
 
 
 bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)
