@@ -280,7 +280,7 @@ def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> No
     elif fmt is Format.csv:
         _write(dumps_csv(rows), output)
     else:
-        _emit(dumps_table(
+        _write(dumps_table(
             ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
             [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
               r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]), output)
@@ -359,6 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 0) or 0)
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug, not bad input: still one line (COSTSIM_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("COSTSIM_DEBUG"):
+            raise
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {exc}); please report it with the command\n")
+        return 1
     return 0
 
 

@@ -135,3 +135,13 @@ def test_bench_without_gpu_is_one_line(capsys, monkeypatch):
     assert_one_line_error(*run(capsys, "bench", "run", "--quick"), "nvcc")
     monkeypatch.setattr(bench.shutil, "which", lambda name: "/usr/bin/" + name if name == "nvcc" else None)
     assert_one_line_error(*run(capsys, "bench", "run"), "no NVIDIA GPU")
+
+
+@pytest.mark.parametrize("command", [["models"], ["hardware"], ["inspect"], ["estimate"], ["compare", "-H", "h100-sxm"],
+                                     ["sweep", "--points", "3"]])
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_every_command_every_format_and_output_file(tmp_path, capsys, command, fmt):
+    target = tmp_path / "out.txt"
+    assert main([*command, "-f", fmt, "-o", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    assert target.read_text().strip()
