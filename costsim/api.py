@@ -44,9 +44,11 @@ def list_hardware() -> list[dict[str, Any]]:
 
 def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
-             weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32") -> dict[str, Any]:
+             weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
+             prompt: int | str | None = None, output_tokens: int | str | None = None) -> dict[str, Any]:
     """The `costsim estimate` result as a dict (keys of the JSON contract in design.md)."""
     from costsim.engine.serving import estimate as serve
+    from costsim.engine.serving import estimate_request
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.spec.deployment import Deployment
@@ -62,7 +64,14 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     b: int | None
     b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
-    return serve(spec, hw, dep, n, b, None if tpot_ms is None else tpot_ms / 1e3)
+    target = None if tpot_ms is None else tpot_ms / 1e3
+    if prompt is not None or output_tokens is not None:
+        if prompt is None or output_tokens is None:
+            raise CostsimError("--prompt and --output-tokens go together; give both (or neither, and --context)")
+        p_tokens = parse_tokens(prompt, "--prompt")
+        o_tokens = parse_tokens(output_tokens, "--output-tokens")
+        return estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
+    return serve(spec, hw, dep, n, b, target)
 
 
 __all__ = ["estimate", "inspect_model", "list_hardware", "list_models", "load_model"]

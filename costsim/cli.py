@@ -125,6 +125,8 @@ def estimate(
     model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = DEFAULT_ESTIMATE_MODEL,
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
     context: ContextOpt = "32k",
+    prompt: Annotated[str | None, typer.Option(help="request mode: prompt tokens (with --output-tokens)")] = None,
+    output_tokens: Annotated[str | None, typer.Option(help="request mode: generated tokens")] = None,
     batch: Annotated[str, typer.Option(help="sequences per decode step, or 'auto' (largest that fits / meets "
                                             "--tpot-ms)")] = "auto",
     tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="latency target per output token")] = None,
@@ -140,7 +142,8 @@ def estimate(
     from costsim.output.formats import dumps_csv, dumps_json
 
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
-                          weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value)
+                          weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
+                          prompt=prompt, output_tokens=output_tokens)
     if fmt is Format.json:
         _write(dumps_json(result), output)
     elif fmt is Format.csv:
@@ -160,7 +163,7 @@ def _estimate_table(r: dict[str, Any]) -> str:
         ["batch", f"{r['batch']:,}"],
         ["weights", fmt_bytes(r["weight_bytes"])],
         ["cache per sequence", fmt_bytes(r["cache_bytes_per_sequence"])],
-        ["TTFT (prefill of the context)", f"{r['ttft_s'] * 1e3:,.1f} ms"],
+        ["TTFT (prefill)", f"{r['ttft_s'] * 1e3:,.1f} ms"],
         ["TPOT (decode step)", f"{r['tpot_s'] * 1e3:,.2f} ms"],
         ["decode tokens/s (device)", f"{r['decode_tokens_per_s']:,.0f}"],
         ["prefill tokens/s", f"{r['prefill_tokens_per_s']:,.0f}"],
@@ -169,7 +172,12 @@ def _estimate_table(r: dict[str, Any]) -> str:
         ["$ / Mtok output", f"{r['usd_per_mtok_output']:,.4f}"],
         ["price", f"{r['usd_per_hour']:.2f} USD/h"],
     ]
+    if "usd_per_request" in r:
+        rows += [["request latency", f"{r['request_latency_s']:,.2f} s"],
+                 ["$ per request", f"{r['usd_per_request']:.6f}"]]
     title = f"{r['model']} on {r['hardware']} at {r['context_tokens']:,} tokens"
+    if "prompt_tokens" in r:
+        title += f" ({r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output)"
     return dumps_table(["quantity", "value"], rows, title=title)
 
 

@@ -134,3 +134,12 @@ def test_cached_input_is_one_read_of_the_cache_entry():
     tokens_per_s = 3.35e12 * 0.90 / 131_072
     assert r["usd_per_mtok_cached_input"] == pytest.approx(2.25 / (tokens_per_s * 3600) * 1e6)
     assert costsim.estimate("mamba2-2.7b", "h100-sxm", context=8192)["usd_per_mtok_cached_input"] == 0
+
+
+def test_request_mode_adds_up():
+    r = costsim.estimate("llama-3.1-8b", "h100-sxm", prompt="30k", output_tokens="2k")
+    assert r["context_tokens"] == 32_000  # memory sized for the whole sequence
+    assert r["request_latency_s"] == pytest.approx(r["ttft_s"] + 2000 * r["tpot_s"])
+    assert r["usd_per_request"] == pytest.approx((30_000 * r["usd_per_mtok_input"] + 2000 * r["usd_per_mtok_output"]) / 1e6)
+    # decode is priced at the average context, so cheaper than at the full 32k
+    assert r["tpot_s"] < costsim.estimate("llama-3.1-8b", "h100-sxm", context=32_000, batch=r["batch"])["tpot_s"]

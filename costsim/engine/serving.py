@@ -111,6 +111,34 @@ def estimate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int
     return out
 
 
+def estimate_request(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt: int, output: int,
+                     batch: int | None = None, tpot_target_s: float | None = None) -> dict[str, Any]:
+    """A request of `prompt` input and `output` generated tokens: memory sized for the full
+    prompt + output, TTFT of the prompt, decode priced at the average context prompt + output/2."""
+    full = estimate(spec, hw, dep, prompt + output, batch, tpot_target_s)
+    b = full["batch"]
+    average = prompt + output / 2.0
+    decode = evaluate(spec, hw, dep, average, b)
+    prefill = evaluate(spec, hw, dep, float(prompt), b)
+    tpot = float(decode["tpot_s"])
+    ttft = float(prefill["ttft_s"])
+    out_price = float(decode["usd_per_mtok_output"])
+    in_price = float(prefill["usd_per_mtok_input"])
+    full.update({
+        "prompt_tokens": prompt,
+        "output_tokens": output,
+        "ttft_s": ttft,
+        "tpot_s": tpot,
+        "decode_tokens_per_s": b / tpot,
+        "prefill_tokens_per_s": float(prefill["prefill_tokens_per_s"]),
+        "usd_per_mtok_input": in_price,
+        "usd_per_mtok_output": out_price,
+        "request_latency_s": ttft + output * tpot,
+        "usd_per_request": (prompt * in_price + output * out_price) / 1e6,
+    })
+    return full
+
+
 def _largest_batch_meeting(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int,
                            target_s: float) -> int:
     fit = int(max_batch(spec, hw, dep, context))
