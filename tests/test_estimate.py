@@ -140,6 +140,7 @@ def test_request_mode_adds_up():
     r = costsim.estimate("llama-3.1-8b", "h100-sxm", prompt="30k", output_tokens="2k")
     assert r["context_tokens"] == 32_000  # memory sized for the whole sequence
     assert r["request_latency_s"] == pytest.approx(r["ttft_s"] + 2000 * r["tpot_s"])
-    assert r["usd_per_request"] == pytest.approx((30_000 * r["usd_per_mtok_input"] + 2000 * r["usd_per_mtok_output"]) / 1e6)
+    dollars = (30_000 * r["usd_per_mtok_input"] + 2000 * r["usd_per_mtok_output"]) / 1e6
+    assert r["usd_per_request"] == pytest.approx(dollars)
     # decode is priced at the average context, so cheaper than at the full 32k
     assert r["tpot_s"] < costsim.estimate("llama-3.1-8b", "h100-sxm", context=32_000, batch=r["batch"])["tpot_s"]
