@@ -44,15 +44,12 @@ class Cost:
         bytes_cache_write: ArrayLike = 0.0,
         bytes_activations: ArrayLike = 0.0,
     ) -> Cost:
-        # one common shape, so every field of a cost indexes the same (context, batch, ...) grid
-        return Cost(*np.broadcast_arrays(
-            as_array(flops_matrix),
-            as_array(flops_vector),
-            as_array(bytes_weights),
-            as_array(bytes_cache_read),
-            as_array(bytes_cache_write),
-            as_array(bytes_activations),
-        ))
+        # one common shape, so every field of a cost indexes the same (context, batch, ...) grid;
+        # broadcast only the fields that need it (np.broadcast_arrays on all six is the slow path)
+        values = [as_array(v) for v in (flops_matrix, flops_vector, bytes_weights, bytes_cache_read,
+                                          bytes_cache_write, bytes_activations)]
+        shape = np.broadcast_shapes(*(v.shape for v in values))
+        return Cost(*(v if v.shape == shape else np.broadcast_to(v, shape) for v in values))
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
