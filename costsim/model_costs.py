@@ -52,6 +52,21 @@ def embedding_params(spec: ModelSpec) -> int:
 
 
 def param_counts(spec: ModelSpec) -> ParamCounts:
+    key = (id(spec.layers), spec.hidden_size, spec.vocab_size, spec.tie_embeddings, spec.final_norm_params)
+    hit = _PARAM_CACHE.get(key)
+    if hit is not None and hit[0] is spec.layers:
+        return hit[1]
+    counts = _count_params(spec)
+    if len(_PARAM_CACHE) > 256:
+        _PARAM_CACHE.clear()
+    _PARAM_CACHE[key] = (spec.layers, counts)  # the list is held so its id cannot be reused meanwhile
+    return counts
+
+
+_PARAM_CACHE: dict[tuple, tuple[list, ParamCounts]] = {}
+
+
+def _count_params(spec: ModelSpec) -> ParamCounts:
     d = spec.hidden_size
     by_part: Counter = Counter()
     for mixer, count in _mixer_groups(spec).items():

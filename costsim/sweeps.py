@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from costsim.engine.serving import evaluate
+from costsim.engine.stacked import StackedHardware
 from costsim.errors import CostsimError
 from costsim.hardware import hardware_names, load_hardware
 from costsim.loader import load_model
@@ -84,12 +85,15 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     result = SweepResult(contexts=contexts)
     specs = [load_model(m) for m in models]
     profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
-    total = len(specs) * len(profiles)
+    stacked = StackedHardware(profiles)
+    grid = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
     for spec in specs:
-        for hw in profiles:
-            values = evaluate(spec, hw, dep, contexts, batch)
-            result.series.append({"model": spec.name, "hardware": hw.name, **values})
-            _progress(len(result.series), total, started)
+        # all devices in one pass: arrays come back devices x contexts
+        values = evaluate(spec, stacked, dep, grid, batch)
+        rows = {k: np.broadcast_to(v, (len(profiles), grid.shape[1])) for k, v in values.items()}
+        for i, hw in enumerate(profiles):
+            result.series.append({"model": spec.name, "hardware": hw.name, **{k: v[i] for k, v in rows.items()}})
+        _progress(len(result.series), len(specs) * len(profiles), started)
     return result
 
 

@@ -29,9 +29,12 @@ def usable_cache_bytes(spec: ModelSpec, hw: HardwareProfile, dep: Deployment) ->
     return hw.memory_bytes * dep.devices * (1.0 - dep.memory_reserve_fraction) - weights
 
 
-def max_batch(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: ArrayLike) -> np.ndarray:
+def max_batch(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: ArrayLike,
+              cache_per_sequence: np.ndarray | None = None) -> np.ndarray:
     """Largest number of sequences of `context` tokens whose caches fit beside the weights."""
-    per_seq = np.maximum(mc.cache_bytes(spec, as_array(context), dep.precision), 1.0)
+    if cache_per_sequence is None:
+        cache_per_sequence = mc.cache_bytes(spec, as_array(context), dep.precision)
+    per_seq = np.maximum(cache_per_sequence, 1.0)
     usable = usable_cache_bytes(spec, hw, dep)
     return np.where(usable > 0, np.floor(np.maximum(usable, 0.0) / per_seq), 0.0)
 
@@ -47,7 +50,8 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
     the largest batch that fits (at least 1, flagged by fits_memory when even one does not)."""
     p = dep.precision
     t = as_array(context)
-    fit = max_batch(spec, hw, dep, t)
+    cache = mc.cache_bytes(spec, t, p)
+    fit = max_batch(spec, hw, dep, t, cache)
     b = np.maximum(fit, 1.0) if batch is None else as_array(batch) * np.ones_like(t)
     decode = decode_step_time(spec, hw, t, b, p, dep.cuda_graphs)
     prefill = prefill_time(spec, hw, t, 0, 1, p, dep.prefill_chunk_tokens)
@@ -57,7 +61,7 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
     price = hw.usd_per_hour * dep.devices
     # A prefix-cache hit skips prefill: what it still costs the device is reading the token's cache
     # entry (growing layers only) once, at the achieved bandwidth of large reads.
-    per_token = mc.cache_bytes(spec, t + 1.0, p) - mc.cache_bytes(spec, t, p)
+    per_token = mc.cache_bytes(spec, t + 1.0, p) - cache
     cached_tps = np.where(per_token > 0, hw.bandwidth_bytes_s * hw.efficiency.memory_max / np.maximum(per_token, 1.0),
                           np.inf)
     return {
@@ -71,7 +75,7 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
         "usd_per_mtok_input": usd_per_mtok(price, prefill_tps),
         "usd_per_mtok_output": usd_per_mtok(price, decode_tps),
         "usd_per_mtok_cached_input": np.where(np.isfinite(cached_tps), usd_per_mtok(price, cached_tps), 0.0),
-        "cache_bytes_per_sequence": mc.cache_bytes(spec, t, p),
+        "cache_bytes_per_sequence": cache,
     }
 
 

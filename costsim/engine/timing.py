@@ -95,7 +95,8 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     add("lm_head", _kernel_time(head, hw, p, _gemm_eff(hw, head_rows)))
     add("overhead", spec.num_layers * hw.efficiency.kernels_per_layer * overhead_per_kernel * np.ones_like(n))
     total = sum(by_class.values())
-    return StepTime(total_s=np.broadcast_to(total, np.broadcast(n, c, batch).shape).copy(), by_class=by_class)
+    shape = np.broadcast_shapes(np.shape(total), np.shape(n), np.shape(c), np.shape(batch))
+    return StepTime(total_s=np.broadcast_to(total, shape).copy(), by_class=by_class)
 
 
 def decode_step_time(spec: ModelSpec, hw: HardwareProfile, t: ArrayLike, batch: ArrayLike = 1,
