@@ -42,6 +42,13 @@ def list_hardware() -> list[dict[str, Any]]:
     return rows
 
 
+def check_price(price: float | None) -> None:
+    from costsim.errors import CostsimError
+
+    if price is not None and not price > 0:
+        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+
+
 def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
@@ -55,8 +62,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     from costsim.units import parse_tokens
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
-    if price is not None and not price > 0:
-        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    check_price(price)
     if tpot_ms is not None and not tpot_ms > 0:
         raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
     hw = load_hardware(hardware, usd_per_hour=price)

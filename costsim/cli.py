@@ -38,6 +38,10 @@ class Dtype(StrEnum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+WeightDtypeOpt = Annotated[Dtype, typer.Option(help="weight storage type")]
+KvDtypeOpt = Annotated[Dtype, typer.Option(help="KV / latent cache type")]
+StateDtypeOpt = Annotated[Dtype, typer.Option(help="recurrent state type")]
+PriceOpt = Annotated[float | None, typer.Option(help="override the profile's USD per device-hour")]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")]
 ContextOpt = Annotated[str, typer.Option("--context", "-c", help="context tokens: 8192, 128k, 1M, 10M")]
 
@@ -46,6 +50,15 @@ def _precision(weights: Dtype, kv: Dtype, state: Dtype):
     from costsim.spec.dtypes import Precision
 
     return Precision(weights=weights.value, kv_cache=kv.value, state=state.value)
+
+
+def _check_metric_and_price(metric: str, price: float | None) -> None:
+    from costsim.api import check_price
+    from costsim.sweeps import METRICS
+
+    if metric not in METRICS:
+        raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
+    check_price(price)
 
 
 def _deployment(weights: Dtype, kv: Dtype, state: Dtype):
@@ -84,9 +97,9 @@ def inspect(
     = DEFAULT_MODEL,
     context: ContextOpt = "131072",
     batch: Annotated[int, typer.Option(help="sequences per decode step (for decode bytes)")] = 1,
-    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
-    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
-    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -130,10 +143,10 @@ def estimate(
     batch: Annotated[str, typer.Option(help="sequences per decode step, or 'auto' (largest that fits / meets "
                                             "--tpot-ms)")] = "auto",
     tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="latency target per output token")] = None,
-    price: Annotated[float | None, typer.Option(help="override the profile's USD per device-hour")] = None,
-    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
-    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
-    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -189,24 +202,21 @@ def sweep(
     points: Annotated[int, typer.Option(help="log-spaced contexts in the range")] = 40,
     metric: Annotated[str, typer.Option(help="what to chart and tabulate")] = "usd_per_mtok_output",
     batch: Annotated[str, typer.Option(help="sequences per decode step, or auto (largest that fits)")] = "auto",
-    price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
-    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
-    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
-    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
     plot: Annotated[str | None, typer.Option(help="write a plotly HTML chart here")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """One metric vs context length for every model x hardware pair, in one vectorised call."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.sweeps import METRICS, parse_context_range, split_names
+    from costsim.sweeps import parse_context_range, split_names
     from costsim.sweeps import sweep as run_sweep
     from costsim.units import parse_tokens
 
-    if metric not in METRICS:
-        raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
-    if price is not None and not price > 0:
-        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    _check_metric_and_price(metric, price)
     contexts = parse_context_range(context, points)
     b = None if batch.strip().lower() == "auto" else parse_tokens(batch, "--batch")
     result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts,
@@ -235,10 +245,10 @@ def compare(
     model: Annotated[str, typer.Option("--model", "-m", help="preset name or config.json")] = "llama-3.1-70b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "all",
     context: ContextOpt = "32k",
-    price: Annotated[float | None, typer.Option(help="override USD per device-hour")] = None,
-    weight_dtype: Annotated[Dtype, typer.Option(help="weight storage type")] = Dtype.bf16,
-    kv_dtype: Annotated[Dtype, typer.Option(help="KV / latent cache type")] = Dtype.bf16,
-    state_dtype: Annotated[Dtype, typer.Option(help="recurrent state type")] = Dtype.fp32,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
     metric: Annotated[str, typer.Option(help="metric for the chart")] = "usd_per_mtok_output",
     plot: Annotated[str | None, typer.Option(help="write a plotly bar chart (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
@@ -246,14 +256,11 @@ def compare(
 ) -> None:
     """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.sweeps import METRICS, split_names
     from costsim.sweeps import compare as run_compare
+    from costsim.sweeps import split_names
     from costsim.units import parse_tokens
 
-    if metric not in METRICS:
-        raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
-    if price is not None and not price > 0:
-        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    _check_metric_and_price(metric, price)
     rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"),
                        _deployment(weight_dtype, kv_dtype, state_dtype), price=price)
     if plot:
