@@ -283,6 +283,40 @@ def compare(
                output)
 
 
+@app.command()
+def validate(
+    files: Annotated[list[str], typer.Argument(help="measurement .jsonl files written by the microbenchmark")],
+    hardware: Annotated[str | None, typer.Option("--hardware", "-H", help="profile for all records "
+                                                 "(default: each record's own)")] = None,
+    plot: Annotated[str | None, typer.Option(help="write predicted-vs-measured chart (HTML) here")] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Predict every measured kernel with the timing model; error per record, per op, family, source."""
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.spec.measurement import read_measurements
+    from costsim.validate import validate as run_validate
+
+    records = [r for path in files for r in read_measurements(path)]
+    result = run_validate(records, hardware)
+    if plot:
+        from costsim.output.plots import validation_figure, write_html
+
+        write_html(validation_figure(result["records"]), plot)
+    if fmt is Format.json:
+        _write(dumps_json(result), output)
+    elif fmt is Format.csv:
+        _write(dumps_csv(result["records"]), output)
+    else:
+        rows = []
+        for group in ("by_implementation", "by_source", "by_hardware"):
+            for label, st in result["summary"][group].items():
+                rows.append([group[3:], label, st["count"], f"{st['median_abs']:.1%}", f"{st['p90_abs']:.1%}",
+                             f"{st['max_abs']:.1%}", f"{st['median_signed']:+.1%}"])
+        _write(dumps_table(["by", "group", "records", "median |err|", "p90 |err|", "max |err|", "median err"], rows,
+                           title="predicted vs measured kernel time (err = predicted/measured - 1)"), output)
+
+
 @app.command("hardware")
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the hardware profiles (use the name with --hardware)."""

@@ -68,3 +68,25 @@ def compare_figure(rows: list[dict[str, Any]], metric: str):
 def write_html(fig, path: str | Path) -> None:
     # include_plotly_js=True embeds the library: the file opens offline
     write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def validation_figure(records: list[dict[str, Any]]):
+    """Predicted vs measured, log-log, identity line, one colour per (op, family)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(f"{r['op']} / {r['family']}", []).append(r)
+    lo = min(min(r["time_s"], r["predicted_s"]) for r in records)
+    hi = max(max(r["time_s"], r["predicted_s"]) for r in records)
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
+                             line={"color": "#444", "dash": "dash"}))
+    for label, rs in sorted(groups.items()):
+        fig.add_trace(go.Scatter(x=[r["time_s"] for r in rs], y=[r["predicted_s"] for r in rs], mode="markers",
+                                 name=label, marker={"size": 6, "opacity": 0.75},
+                                 text=[f"{r['source']} {r['hardware']} err {r['error']:+.0%}" for r in rs]))
+    fig.update_layout(template="plotly_white", title="kernel time: predicted vs measured",
+                      xaxis={"type": "log", "title": "measured (s)"}, yaxis={"type": "log", "title": "predicted (s)"},
+                      height=700, width=1100)
+    return fig

@@ -1,0 +1,186 @@
+"""`costsim validate`: predict every measured kernel with the timing model and report the error.
+
+Each record of ``measurements/*.jsonl`` (format in ../shared/design.md) is turned into the FLOPs and
+bytes costsim counts for that kernel, then timed with the same roofline per kernel class the
+engine uses (``engine/timing.py``) on the hardware profile the record names. The error is
+(predicted - measured) / measured, signed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating
+from costsim.errors import CostsimError
+from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
+from costsim.hardware import load_hardware
+from costsim.spec.dtypes import DTYPE_BYTES, Precision
+from costsim.spec.hardware import HardwareProfile
+
+BF16 = 2.0
+FP32 = 4.0
+
+
+def _precision(dtype: str) -> Precision:
+    return Precision(weights=dtype if dtype in DTYPE_BYTES else "bf16")
+
+
+def _copy(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    moved = float(r["bytes"]) * (1.0 if r.get("mode") == "read" else 2.0)
+    return Cost.of(bytes_activations=moved), 1.0
+
+
+def _gemm(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    m, n, k = float(r["m"]), float(r["n"]), float(r["k"])
+    b_in = DTYPE_BYTES.get(r["dtype"], BF16)
+    cost = Cost.of(flops_matrix=2 * m * n * k, bytes_weights=n * k * b_in,
+                   bytes_activations=m * k * b_in + m * n * BF16)
+    return cost, float(_gemm_eff(hw, np.float64(m)))
+
+
+def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    b, t, h = float(r["batch"]), float(r["context"]), float(r["heads"])
+    if r.get("kv_lora_rank"):
+        latent, rope = float(r["kv_lora_rank"]), float(r.get("rope_dim", 64))
+        flops = 2 * h * (2 * latent + rope) * t * b
+        cache = (latent + rope) * BF16 * t * b
+        io = 2 * h * (latent + rope) * BF16 * b
+    else:
+        d, kv = float(r["head_dim"]), float(r["kv_heads"])
+        flops = 4 * h * d * t * b
+        cache = 2 * kv * d * BF16 * t * b
+        io = 2 * h * d * BF16 * b
+    cost = Cost.of(flops_matrix=flops, flops_vector=SOFTMAX_FLOPS_PER_SCORE * h * t * b, bytes_cache_read=cache,
+                   bytes_activations=io)
+    return cost, hw.efficiency.attention_max
+
+
+def _prefill_pairs(r: dict) -> float:
+    n = np.float64(r["seq_len"])
+    if r.get("blocks_selected") and r.get("flops"):
+        return float(r["flops"]) / (4.0 * r["heads"] * r["head_dim"] * r["batch"])  # the kernel's own count
+    if not r.get("causal", True):
+        return float(n * n)
+    if r.get("window"):
+        return float(window_pairs_before(n, float(r["window"])))
+    return float(full_pairs_before(n))
+
+
+def _attention_prefill(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    b, n, h, d, kv = (float(r[k]) for k in ("batch", "seq_len", "heads", "head_dim", "kv_heads"))
+    pairs = _prefill_pairs(r)
+    cost = Cost.of(flops_matrix=4 * h * d * pairs * b, flops_vector=SOFTMAX_FLOPS_PER_SCORE * h * pairs * b,
+                   bytes_activations=b * n * (2 * h * d + 2 * kv * d) * BF16)
+    eff = _saturating(np.float64(pairs), hw.efficiency.attention_max, hw.efficiency.attention_half_pairs)
+    return cost, float(eff)
+
+
+def _state_elements(r: dict) -> float:
+    return float(r["value_heads"]) * float(r["head_dim_k"]) * float(r["head_dim_v"])
+
+
+def _linear_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    b = float(r["batch"])
+    per_element = 7.0 if r["variant"] in ("gdn", "kda") else 5.0
+    state = _state_elements(r) * DTYPE_BYTES.get(r.get("state_dtype", "fp32"), FP32)
+    io = (2 * float(r["heads"]) * float(r["head_dim_k"]) + 2 * float(r["value_heads"]) * float(r["head_dim_v"])) * BF16
+    cost = Cost.of(flops_vector=per_element * _state_elements(r) * b, bytes_cache_read=state * b,
+                   bytes_cache_write=state * b, bytes_activations=io * b)
+    return cost, hw.efficiency.scan_max
+
+
+def _linear_prefill(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
+    b, n = float(r["batch"]), float(r["seq_len"])
+    hv, dk, dv = float(r["value_heads"]), float(r["head_dim_k"]), float(r["head_dim_v"])
+    c = float(r.get("chunk", 64))
+    if r["variant"] in ("gdn", "kda"):
+        per_token = hv * (6 * dk * dv + 6 * c * dk + 4 * c * dv)
+    else:
+        per_token = hv * (4 * dk * dv + 2 * c * (dk + dv))
+    io = (2 * float(r["heads"]) * dk + 2 * hv * dv) * BF16
+    state = hv * dk * dv * FP32
+    cost = Cost.of(flops_matrix=per_token * n * b, bytes_activations=io * n * b, bytes_cache_write=state * b)
+    return cost, hw.efficiency.scan_max
+
+
+PREDICTORS = {
+    "copy": _copy,
+    "gemm": _gemm,
+    "attention_decode": _attention_decode,
+    "attention_prefill": _attention_prefill,
+    "linear_decode": _linear_decode,
+    "linear_prefill": _linear_prefill,
+}
+
+
+def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
+    """Predicted seconds for one measured kernel; None for ops the engine does not model (launch)."""
+    if r["op"] == "launch":
+        e = hw.efficiency
+        return e.graph_overhead_s if r.get("variant") == "graph" else e.kernel_overhead_s
+    predictor = PREDICTORS.get(r["op"])
+    if predictor is None:
+        return None
+    cost, matrix_eff = predictor(r, hw)
+    # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
+    seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff)
+    return float(seconds) + hw.efficiency.graph_overhead_s
+
+
+def family_of(r: dict[str, Any]) -> str:
+    op = r["op"]
+    if op.startswith("linear_"):
+        return r["variant"]
+    if op == "attention_decode":
+        if r.get("kv_lora_rank"):
+            return "mla"
+        return "mha" if r["heads"] == r["kv_heads"] else "gqa"
+    if op == "attention_prefill":
+        if r.get("blocks_selected"):
+            return "block_sparse"
+        return "sliding" if r.get("window") else ("causal" if r.get("causal", True) else "full")
+    return op
+
+
+def _stats(errors: list[float]) -> dict[str, float]:
+    a = np.abs(np.asarray(errors))
+    return {"count": int(a.size), "median_abs": float(np.median(a)), "p90_abs": float(np.percentile(a, 90)),
+            "max_abs": float(a.max()), "median_signed": float(np.median(errors))}
+
+
+def validate(records: list[dict[str, Any]], hardware: str | None = None) -> dict[str, Any]:
+    profiles: dict[str, HardwareProfile] = {}
+    out = []
+    for r in records:
+        if r.get("record") == "header":
+            continue
+        name = hardware or r["hardware"]
+        if name not in profiles:
+            try:
+                profiles[name] = load_hardware(name)
+            except CostsimError as exc:
+                raise CostsimError(f"{exc}; pass --hardware to choose a profile for these records") from None
+        predicted = predict_record(r, profiles[name])
+        if predicted is None:
+            continue
+        out.append({**r, "predicted_s": predicted, "error": (predicted - r["time_s"]) / r["time_s"],
+                    "family": family_of(r)})
+    if not out:
+        raise CostsimError("validate: no records to predict; pass measurement files written by the microbenchmark")
+    summary: dict[str, Any] = {"all": _stats([x["error"] for x in out])}
+    labels = {
+        "op": lambda x: x["op"],
+        "family": lambda x: f"{x['op']}/{x['family']}",
+        "source": lambda x: x["source"],
+        "hardware": lambda x: x["hardware"],
+        "implementation": lambda x: f"{x['source']}: {x['op']}/{x['family']}",
+    }
+    for key, label_of in labels.items():
+        groups: dict[str, list[float]] = {}
+        for x in out:
+            label = label_of(x)
+            groups.setdefault(label, []).append(x["error"])
+        summary[f"by_{key}"] = {k: _stats(v) for k, v in sorted(groups.items())}
+    return {"records": out, "summary": summary}
