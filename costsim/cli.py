@@ -317,6 +317,50 @@ def validate(
                            title="predicted vs measured kernel time (err = predicted/measured - 1)"), output)
 
 
+@app.command()
+def calibrate(
+    files: Annotated[list[str], typer.Argument(help="measurement .jsonl files of one GPU")],
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile to fit")] = DEFAULT_HARDWARE,
+    attention_source: Annotated[str, typer.Option(help="prefill attention implementation to fit")] = "torch-sdpa-flash",
+    scan_source: Annotated[str, typer.Option(help="chunked-scan implementation to fit")] = "fla",
+    write: Annotated[bool, typer.Option("--write", help="store the fitted values in the profile file")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Fit the profile's efficiency parameters to measurements; report fitted and held-out error."""
+    from pathlib import Path
+
+    from costsim.calibrate import calibrate as run_calibrate
+    from costsim.calibrate import write_profile
+    from costsim.data import data_dir
+    from costsim.hardware import load_hardware
+    from costsim.output.formats import dumps_json, dumps_table
+    from costsim.spec.measurement import read_measurements
+
+    hw = load_hardware(hardware)
+    records = [r for path in files for r in read_measurements(path)
+               if r.get("record") == "header" or r.get("hardware") == hw.name]
+    result = run_calibrate(records, hw, attention_source, scan_source)
+    if write:
+        is_file = Path(hardware).suffix == ".toml"
+        target = Path(hardware) if is_file else data_dir("hardware_profiles") / f"{hw.name}.toml"
+        write_profile(target, result["efficiency"], [Path(f).name for f in files])
+    shown = {k: v for k, v in result.items() if k != "profile"}
+    if fmt is Format.table:
+        rows = []
+        for g in result["groups"]:
+            if "skipped" in g:
+                rows.append([g["group"], "skipped: " + g["skipped"], "", "", ""])
+                continue
+            params = ", ".join(f"{k}={v:.4g}" for k, v in g["params"].items())
+            rows.append([g["group"], params, f"{g['fit']['median_abs']:.1%}",
+                         f"{g['held_out_before']['median_abs']:.1%}", f"{g['held_out']['median_abs']:.1%}"])
+        _write(dumps_table(["group", "fitted", "fit median |err|", "held-out before", "held-out after"], rows,
+                           title=f"calibration of {hw.name}" + (" (written)" if write else "")), output)
+    else:
+        _write(dumps_json(shown), output)
+
+
 @app.command("hardware")
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the hardware profiles (use the name with --hardware)."""

@@ -1,0 +1,139 @@
+"""`costsim calibrate`: fit a hardware profile's efficiency parameters to measured kernels.
+
+Few, physical parameters, each fitted on the records that isolate it, with scipy's least squares
+on log time (soft-L1 loss, so a few odd points do not drag the fit) and bounds that keep them
+physical (no efficiency above 1):
+
+- memory curve (memory_max, memory_half_bytes) on device copies;
+- GEMM curve (matmul_max, matmul_half_rows) on cuBLASLt GEMMs, memory curve held;
+- prefill attention (attention_max, attention_half_pairs) on one attention implementation;
+- chunked scans (scan_max) on one scan implementation;
+- launch overheads from the launch records (medians).
+
+Hold-out by a fixed rule: within each group the distinct shapes are sorted by size; every other
+shape (with all its variants: read/copy, dtypes, implementations) is held out, and the report gives
+the error on the fitted and on the held-out records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from costsim.errors import CostsimError
+from costsim.spec.hardware import HardwareProfile
+from costsim.validate import predict_record
+
+SIZE_KEYS = ("bytes", "m", "seq_len", "context", "batch")
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    params: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    select: Any  # record -> bool
+
+
+def _size(r: dict) -> tuple:
+    return (*(float(r.get(k, 0)) for k in SIZE_KEYS), float(r.get("n", 0)) * float(r.get("k", 0)))
+
+
+def groups(attention_source: str, scan_source: str) -> list[Group]:
+    return [
+        Group("memory", ("memory_max", "memory_half_bytes"), ((0.3, 1.0), (1e4, 1e9)),
+              lambda r: r["op"] == "copy" and r["source"] == "microbench"),
+        Group("gemm", ("matmul_max", "matmul_half_rows"), ((0.05, 1.0), (1.0, 8192.0)),
+              lambda r: r["op"] == "gemm"),
+        Group("prefill attention", ("attention_max", "attention_half_pairs"), ((0.05, 1.0), (1e3, 1e9)),
+              lambda r: r["op"] == "attention_prefill" and r["source"] == attention_source
+              and not r.get("blocks_selected")),
+        Group("chunked scan", ("scan_max",), ((0.005, 1.0),),
+              lambda r: r["op"] == "linear_prefill" and r["source"] == scan_source),
+    ]
+
+
+def _with(hw: HardwareProfile, values: dict[str, float]) -> HardwareProfile:
+    eff = hw.efficiency.model_copy(update=values)
+    return hw.model_copy(update={"efficiency": eff})
+
+
+def _errors(records: list[dict], hw: HardwareProfile) -> np.ndarray:
+    return np.array([predict_record(r, hw) / r["time_s"] - 1.0 for r in records])
+
+
+def _summary(errors: np.ndarray) -> dict[str, float]:
+    if errors.size == 0:
+        return {"count": 0}
+    a = np.abs(errors)
+    return {"count": int(a.size), "median_abs": float(np.median(a)), "p90_abs": float(np.percentile(a, 90)),
+            "max_abs": float(a.max())}
+
+
+def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = "torch-sdpa-flash",
+              scan_source: str = "fla") -> dict[str, Any]:
+    from scipy.optimize import least_squares
+
+    body = [r for r in records if r.get("op")]
+    if not body:
+        raise CostsimError("calibrate: no measurement records; pass files written by `costsim bench run`")
+    launches = {r["variant"]: r["time_s"] for r in body if r["op"] == "launch"}
+    fitted: dict[str, float] = {}
+    if "graph" in launches:
+        fitted["graph_overhead_s"] = float(launches["graph"])
+    if "stream" in launches:
+        fitted["kernel_overhead_s"] = float(launches["stream"])
+    hw = _with(hw, fitted)
+    report = []
+    for g in groups(attention_source, scan_source):
+        chosen = [r for r in body if g.select(r)]
+        sizes = sorted({_size(r) for r in chosen})
+        held = set(sizes[1::2])  # every other distinct shape, all its variants together
+        fit_set = [r for r in chosen if _size(r) not in held]
+        hold_set = [r for r in chosen if _size(r) in held]
+        if len(fit_set) < len(g.params) + 2:
+            report.append({"group": g.name, "skipped": f"{len(fit_set)} records to fit"})
+            continue
+        before = _summary(_errors(hold_set, hw))
+        lo = np.log([b[0] for b in g.bounds])
+        hi = np.log([b[1] for b in g.bounds])
+        start = np.clip(np.log([getattr(hw.efficiency, p) for p in g.params]), lo + 1e-9, hi - 1e-9)
+        times = np.array([r["time_s"] for r in fit_set])
+
+        def residual(x: np.ndarray, fit_set=fit_set, times=times, g=g, base=hw) -> np.ndarray:
+            trial = _with(base, dict(zip(g.params, np.exp(x), strict=True)))
+            predicted = np.array([predict_record(r, trial) for r in fit_set])
+            return np.log(predicted) - np.log(times)
+
+        sol = least_squares(residual, start, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+        values = dict(zip(g.params, (float(v) for v in np.exp(sol.x)), strict=True))
+        hw = _with(hw, values)
+        fitted.update(values)
+        report.append({"group": g.name, "params": values, "fit": _summary(_errors(fit_set, hw)),
+                       "held_out_before": before, "held_out": _summary(_errors(hold_set, hw))})
+    return {"hardware": hw.name, "efficiency": fitted, "groups": report, "profile": hw}
+
+
+def write_profile(path: Path, fitted: dict[str, float], sources: list[str]) -> None:
+    """Replace the [efficiency] values in a profile TOML in place and record where they came from."""
+    text = path.read_text(encoding="utf-8")
+    section = re.search(r"^\[efficiency\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M)
+    if section is None:
+        raise CostsimError(f"{path}: no [efficiency] table to update")
+    body = section.group(1)
+    for key, value in fitted.items():
+        line = f"{key} = {value:.6g}"
+        pattern = re.compile(rf"^{key}\s*=.*$", flags=re.M)
+        body = pattern.sub(line, body) if pattern.search(body) else body.rstrip("\n") + f"\n{line}\n"
+    text = text[: section.start(1)] + body + text[section.end(1):]
+    note = (f'efficiency = "fitted by costsim calibrate on {", ".join(sources)}; '
+            f'{dt.date.today().isoformat()}"')
+    text = re.sub(r"^efficiency\s*=.*$", note, text, count=1, flags=re.M)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
