@@ -53,7 +53,7 @@ def groups(attention_source: str, scan_source: str) -> list[Group]:
         Group("prefill attention", ("attention_max", "attention_half_pairs"), ((0.05, 1.0), (1e3, 1e9)),
               lambda r: r["op"] == "attention_prefill" and r["source"] == attention_source
               and not r.get("blocks_selected")),
-        Group("chunked scan", ("scan_max",), ((0.005, 1.0),),
+        Group("chunked scan", ("scan_max", "scan_half_flops"), ((0.005, 1.0), (1e6, 1e14)),
               lambda r: r["op"] == "linear_prefill" and r["source"] == scan_source),
     ]
 
@@ -117,6 +117,24 @@ def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = 
         report.append({"group": g.name, "params": values, "fit": _summary(_errors(fit_set, hw)),
                        "held_out_before": before, "held_out": _summary(_errors(hold_set, hw))})
     return {"hardware": hw.name, "efficiency": fitted, "groups": report, "profile": hw}
+
+
+def transfer(fitted: dict[str, float], records: list[dict]) -> dict[str, Any]:
+    """Apply efficiencies fitted on one GPU to another GPU's profile (its own peaks and bandwidth)
+    and report the error on that GPU's records: what a user of an unmeasured GPU relies on."""
+    from costsim.hardware import load_hardware
+
+    by_op: dict[str, list[float]] = {}
+    profiles: dict[str, HardwareProfile] = {}
+    for r in records:
+        if not r.get("op") or r["op"] == "launch":
+            continue
+        if r["hardware"] not in profiles:
+            profiles[r["hardware"]] = _with(load_hardware(r["hardware"]), fitted)
+        error = predict_record(r, profiles[r["hardware"]]) / r["time_s"] - 1.0
+        by_op.setdefault(r["op"], []).append(error)
+        by_op.setdefault("all", []).append(error)
+    return {op: _summary(np.asarray(errs)) for op, errs in sorted(by_op.items())}
 
 
 def write_profile(path: Path, fitted: dict[str, float], sources: list[str]) -> None:

@@ -324,6 +324,8 @@ def calibrate(
     attention_source: Annotated[str, typer.Option(help="prefill attention implementation to fit")] = "torch-sdpa-flash",
     scan_source: Annotated[str, typer.Option(help="chunked-scan implementation to fit")] = "fla",
     write: Annotated[bool, typer.Option("--write", help="store the fitted values in the profile file")] = False,
+    predict: Annotated[list[str] | None, typer.Option(help="measurements of another GPU: apply the fit to its "
+                                                      "profile and report the error there")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -346,6 +348,10 @@ def calibrate(
         target = Path(hardware) if is_file else data_dir("hardware_profiles") / f"{hw.name}.toml"
         write_profile(target, result["efficiency"], [Path(f).name for f in files])
     shown = {k: v for k, v in result.items() if k != "profile"}
+    if predict:
+        from costsim.calibrate import transfer
+
+        shown["transfer"] = transfer(result["efficiency"], [r for p in predict for r in read_measurements(p)])
     if fmt is Format.table:
         rows = []
         for g in result["groups"]:
@@ -355,8 +361,14 @@ def calibrate(
             params = ", ".join(f"{k}={v:.4g}" for k, v in g["params"].items())
             rows.append([g["group"], params, f"{g['fit']['median_abs']:.1%}",
                          f"{g['held_out_before']['median_abs']:.1%}", f"{g['held_out']['median_abs']:.1%}"])
-        _write(dumps_table(["group", "fitted", "fit median |err|", "held-out before", "held-out after"], rows,
-                           title=f"calibration of {hw.name}" + (" (written)" if write else "")), output)
+        text = dumps_table(["group", "fitted", "fit median |err|", "held-out before", "held-out after"], rows,
+                           title=f"calibration of {hw.name}" + (" (written)" if write else ""))
+        if predict:
+            moved = [[op, st["count"], f"{st['median_abs']:.1%}", f"{st['p90_abs']:.1%}"]
+                     for op, st in shown["transfer"].items()]
+            text += "\n\n" + dumps_table(["op", "records", "median |err|", "p90 |err|"], moved,
+                                           title=f"fit of {hw.name} applied to {', '.join(predict)}")
+        _write(text, output)
     else:
         _write(dumps_json(shown), output)
 

@@ -88,7 +88,7 @@ def _linear_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     io = (2 * float(r["heads"]) * float(r["head_dim_k"]) + 2 * float(r["value_heads"]) * float(r["head_dim_v"])) * BF16
     cost = Cost.of(flops_vector=per_element * _state_elements(r) * b, bytes_cache_read=state * b,
                    bytes_cache_write=state * b, bytes_activations=io * b)
-    return cost, hw.efficiency.scan_max
+    return cost, hw.efficiency.vector_max  # no matrix work in a one-token state update
 
 
 def _linear_prefill(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
@@ -102,7 +102,8 @@ def _linear_prefill(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     io = (2 * float(r["heads"]) * dk + 2 * hv * dv) * BF16
     state = hv * dk * dv * FP32
     cost = Cost.of(flops_matrix=per_token * n * b, bytes_activations=io * n * b, bytes_cache_write=state * b)
-    return cost, hw.efficiency.scan_max
+    e = hw.efficiency
+    return cost, float(_saturating(np.float64(per_token * n * b), e.scan_max, e.scan_half_flops))
 
 
 PREDICTORS = {

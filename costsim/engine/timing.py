@@ -54,10 +54,11 @@ def _core_class(family: str, phase: str) -> str:
     return "attention_prefill" if phase == "prefill" else "attention_decode"
 
 
-def _core_eff(hw: HardwareProfile, klass: str, pairs_per_head: np.ndarray) -> np.ndarray | float:
+def _core_eff(hw: HardwareProfile, klass: str, pairs_per_head: np.ndarray,
+              flops: np.ndarray | float = 0.0) -> np.ndarray | float:
     e = hw.efficiency
     if klass == "scan":
-        return e.scan_max
+        return _saturating(np.asarray(flops, dtype=np.float64), e.scan_max, e.scan_half_flops)
     if klass == "attention_prefill":
         return _saturating(pairs_per_head, e.attention_max, e.attention_half_pairs)
     return e.attention_max  # decode attention: compute rarely binds (MLA is the exception)
@@ -82,7 +83,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         heads = getattr(mixer, "num_heads", 1)
         pairs_per_head = core.flops_matrix / max(4.0 * heads * 128, 1.0)
         add("gemm", count * _kernel_time(gemm, hw, p, _gemm_eff(hw, tokens)))
-        add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head)))
+        add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head, core.flops_matrix)))
     for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
         rows = tokens

@@ -28,6 +28,7 @@ class Efficiency(BaseModel):
     attention_max: Fraction = Field(0.55, gt=0, le=1, description="prefill attention kernels, of dense peak")
     attention_half_pairs: PositiveFloat = Field(2e6, description="(query,key) pairs per head at half")
     scan_max: Fraction = Field(0.25, gt=0, le=1, description="chunked linear/delta/SSD scans, of dense peak")
+    scan_half_flops: PositiveFloat = Field(1e8, description="scan FLOPs per kernel at which half of scan_max")
     vector_max: Fraction = Field(0.60, gt=0, le=1, description="elementwise and state-update work, of vector peak")
     kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
     graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
