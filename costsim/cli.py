@@ -71,24 +71,30 @@ def _emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _render(fmt: Format, output: str | None, data: Any, csv_rows: list[dict[str, Any]], table) -> None:
+    """The same three formats for every command; `table` is called only when a table is asked for."""
+    from costsim.output.formats import dumps_csv, dumps_json
+
+    if fmt is Format.json:
+        _write(dumps_json(data), output)
+    elif fmt is Format.csv:
+        _write(dumps_csv(csv_rows), output)
+    else:
+        _write(table(), output)
+
+
 @app.command()
 def models(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the preset models (use the name with --model / inspect)."""
     from costsim.api import list_models
-    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.output.formats import dumps_table
     from costsim.units import fmt_count
 
     rows = list_models()
-    if fmt is Format.json:
-        _write(dumps_json(rows), output)
-    elif fmt is Format.csv:
-        _write(dumps_csv(rows), output)
-    else:
-        _write(dumps_table(
-            ["name", "layers", "mixers", "params total", "params active", "source file"],
-            [[r["name"], r["num_layers"], r["layer_mix"], fmt_count(r["params_total"]),
-              fmt_count(r["params_active"]), r["file"]] for r in rows],
-        ), output)
+    _render(fmt, output, rows, rows, lambda: dumps_table(
+        ["name", "layers", "mixers", "params total", "params active", "source file"],
+        [[r["name"], r["num_layers"], r["layer_mix"], fmt_count(r["params_total"]),
+          fmt_count(r["params_active"]), r["file"]] for r in rows]))
 
 
 @app.command()
@@ -105,19 +111,13 @@ def inspect(
 ) -> None:
     """Parameters, cache per token and per sequence, prefill and decode FLOPs and bytes of a model."""
     from costsim.api import inspect_model, load_model
-    from costsim.output.formats import dumps_csv, dumps_json
     from costsim.units import parse_tokens
 
     n = parse_tokens(context, "--context")
     if batch < 1:
         raise CostsimError(f"--batch: must be a positive integer, got {batch}")
     result = inspect_model(load_model(model), n, _precision(weight_dtype, kv_dtype, state_dtype), batch)
-    if fmt is Format.json:
-        _write(dumps_json(result), output)
-    elif fmt is Format.csv:
-        _write(dumps_csv([result]), output)
-    else:
-        _write(_inspect_table(result), output)
+    _render(fmt, output, result, [result], lambda: _inspect_table(result))
 
 
 DEFAULT_ESTIMATE_MODEL = "llama-3.1-8b"
@@ -152,17 +152,11 @@ def estimate(
 ) -> None:
     """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
     from costsim.api import estimate as run_estimate
-    from costsim.output.formats import dumps_csv, dumps_json
 
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
                           weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
                           prompt=prompt, output_tokens=output_tokens)
-    if fmt is Format.json:
-        _write(dumps_json(result), output)
-    elif fmt is Format.csv:
-        _write(dumps_csv([result]), output)
-    else:
-        _write(_estimate_table(result), output)
+    _render(fmt, output, result, [result], lambda: _estimate_table(result))
 
 
 def _estimate_table(r: dict[str, Any]) -> str:
@@ -377,18 +371,13 @@ def calibrate(
 def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """List the hardware profiles (use the name with --hardware)."""
     from costsim.api import list_hardware
-    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.output.formats import dumps_table
 
     rows = list_hardware()
-    if fmt is Format.json:
-        _write(dumps_json(rows), output)
-    elif fmt is Format.csv:
-        _write(dumps_csv(rows), output)
-    else:
-        _write(dumps_table(
-            ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
-            [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
-              r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]), output)
+    _render(fmt, output, rows, rows, lambda: dumps_table(
+        ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
+        [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
+          r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]))
 
 
 bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)
