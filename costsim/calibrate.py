@@ -27,7 +27,7 @@ import numpy as np
 
 from costsim.errors import CostsimError
 from costsim.spec.hardware import HardwareProfile
-from costsim.validate import predict_record
+from costsim.validate import implementation_key, predict_record
 
 SIZE_KEYS = ("bytes", "m", "seq_len", "context", "batch")
 
@@ -58,6 +58,16 @@ def groups(attention_source: str, scan_source: str) -> list[Group]:
     ]
 
 
+# Per implementation: which efficiencies describe one kernel of that op class.
+IMPLEMENTATION_PARAMS: dict[str, tuple[tuple[str, tuple[float, float]], ...]] = {
+    "attention_prefill": (("attention_max", (0.05, 1.0)), ("attention_half_pairs", (1e3, 1e9))),
+    "attention_decode": (("memory_max", (0.05, 1.0)), ("memory_half_bytes", (1e4, 1e10)),
+                         ("attention_max", (0.02, 1.0))),
+    "linear_decode": (("memory_max", (0.05, 1.0)), ("memory_half_bytes", (1e4, 1e10))),
+    "linear_prefill": (("scan_max", (0.005, 1.0)), ("scan_half_flops", (1e6, 1e14))),
+}
+
+
 def _with(hw: HardwareProfile, values: dict[str, float]) -> HardwareProfile:
     eff = hw.efficiency.model_copy(update=values)
     return hw.model_copy(update={"efficiency": eff})
@@ -75,13 +85,13 @@ def _summary(errors: np.ndarray) -> dict[str, float]:
             "max_abs": float(a.max())}
 
 
-def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = "torch-sdpa-flash",
+def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = "torch-sdpa-cudnn",
               scan_source: str = "fla") -> dict[str, Any]:
-    from scipy.optimize import least_squares
-
     body = [r for r in records if r.get("op")]
     if not body:
         raise CostsimError("calibrate: no measurement records; pass files written by `costsim bench run`")
+    earlier = dict(hw.efficiency.implementations)
+    hw = _with(hw, {"implementations": {}})  # fit from the defaults, not from an earlier fit
     launches = {r["variant"]: r["time_s"] for r in body if r["op"] == "launch"}
     fitted: dict[str, float] = {}
     if "graph" in launches:
@@ -91,35 +101,57 @@ def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = 
     hw = _with(hw, fitted)
     report = []
     for g in groups(attention_source, scan_source):
-        chosen = [r for r in body if g.select(r)]
-        sizes = sorted({_size(r) for r in chosen})
-        held = set(sizes[1::2])  # every other distinct shape, all its variants together
-        fit_set = [r for r in chosen if _size(r) not in held]
-        hold_set = [r for r in chosen if _size(r) in held]
-        if len(fit_set) < len(g.params) + 2:
-            report.append({"group": g.name, "skipped": f"{len(fit_set)} records to fit"})
-            continue
-        before = _summary(_errors(hold_set, hw))
-        lo = np.log([b[0] for b in g.bounds])
-        hi = np.log([b[1] for b in g.bounds])
-        start = np.clip(np.log([getattr(hw.efficiency, p) for p in g.params]), lo + 1e-9, hi - 1e-9)
-        times = np.array([r["time_s"] for r in fit_set])
-
-        def residual(x: np.ndarray, fit_set=fit_set, times=times, g=g, base=hw) -> np.ndarray:
-            trial = _with(base, dict(zip(g.params, np.exp(x), strict=True)))
-            predicted = np.array([predict_record(r, trial) for r in fit_set])
-            return np.log(predicted) - np.log(times)
-
-        sol = least_squares(residual, start, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
-        values = dict(zip(g.params, (float(v) for v in np.exp(sol.x)), strict=True))
-        hw = _with(hw, values)
-        fitted.update(values)
-        report.append({"group": g.name, "params": values, "fit": _summary(_errors(fit_set, hw)),
-                       "held_out_before": before, "held_out": _summary(_errors(hold_set, hw))})
-    return {"hardware": hw.name, "efficiency": fitted, "groups": report, "profile": hw}
+        values, entry = _fit_group(g, body, hw)
+        report.append(entry)
+        if values:
+            hw = _with(hw, values)
+            fitted.update(values)
+    implementations: dict[str, dict[str, float]] = {}
+    for key in sorted({implementation_key(r) for r in body if r["op"] in IMPLEMENTATION_PARAMS}):
+        params = IMPLEMENTATION_PARAMS[key.split("/")[1]]
+        g = Group(key, tuple(p for p, _ in params), tuple(b for _, b in params),
+                  lambda r, key=key: r["op"] in IMPLEMENTATION_PARAMS and implementation_key(r) == key)
+        values, entry = _fit_group(g, body, hw)
+        report.append(entry)
+        if values:
+            implementations[key] = values
+    # implementations these records do not cover keep their earlier fit (e.g. H100 torch kernels on H200)
+    implementations = {**earlier, **implementations}
+    fitted_hw = _with(hw, {"implementations": implementations})
+    return {"hardware": hw.name, "efficiency": fitted, "implementations": implementations, "groups": report,
+            "profile": fitted_hw}
 
 
-def transfer(fitted: dict[str, float], records: list[dict]) -> dict[str, Any]:
+def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[str, float], dict[str, Any]]:
+    from scipy.optimize import least_squares
+
+    chosen = [r for r in body if g.select(r)]
+    sizes = sorted({_size(r) for r in chosen})
+    held = set(sizes[1::2])  # every other distinct shape, all its variants together
+    fit_set = [r for r in chosen if _size(r) not in held]
+    hold_set = [r for r in chosen if _size(r) in held]
+    if len(fit_set) < len(g.params) + 2:
+        return {}, {"group": g.name, "skipped": f"{len(fit_set)} records to fit"}
+    before = _summary(_errors(hold_set, hw))
+    lo = np.log([b[0] for b in g.bounds])
+    hi = np.log([b[1] for b in g.bounds])
+    start = np.clip(np.log([getattr(hw.efficiency, p) for p in g.params]), lo + 1e-9, hi - 1e-9)
+    times = np.array([r["time_s"] for r in fit_set])
+
+    def residual(x: np.ndarray, fit_set=fit_set, times=times, g=g, base=hw) -> np.ndarray:
+        trial = _with(base, dict(zip(g.params, np.exp(x), strict=True)))
+        predicted = np.array([predict_record(r, trial) for r in fit_set])
+        return np.log(predicted) - np.log(times)
+
+    sol = least_squares(residual, start, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+    values = dict(zip(g.params, (float(v) for v in np.exp(sol.x)), strict=True))
+    after = _with(hw, values)
+    return values, {"group": g.name, "params": values, "fit": _summary(_errors(fit_set, after)),
+                    "held_out_before": before, "held_out": _summary(_errors(hold_set, after))}
+
+
+def transfer(fitted: dict[str, float], implementations: dict[str, dict[str, float]],
+             records: list[dict]) -> dict[str, Any]:
     """Apply efficiencies fitted on one GPU to another GPU's profile (its own peaks and bandwidth)
     and report the error on that GPU's records: what a user of an unmeasured GPU relies on."""
     from costsim.hardware import load_hardware
@@ -130,16 +162,20 @@ def transfer(fitted: dict[str, float], records: list[dict]) -> dict[str, Any]:
         if not r.get("op") or r["op"] == "launch":
             continue
         if r["hardware"] not in profiles:
-            profiles[r["hardware"]] = _with(load_hardware(r["hardware"]), fitted)
+            profiles[r["hardware"]] = _with(load_hardware(r["hardware"]),
+                                            {**fitted, "implementations": implementations})
         error = predict_record(r, profiles[r["hardware"]]) / r["time_s"] - 1.0
         by_op.setdefault(r["op"], []).append(error)
         by_op.setdefault("all", []).append(error)
     return {op: _summary(np.asarray(errs)) for op, errs in sorted(by_op.items())}
 
 
-def write_profile(path: Path, fitted: dict[str, float], sources: list[str]) -> None:
-    """Replace the [efficiency] values in a profile TOML in place and record where they came from."""
+def write_profile(path: Path, fitted: dict[str, float], sources: list[str],
+                  implementations: dict[str, dict[str, float]] | None = None) -> None:
+    """Replace the [efficiency] values in a profile TOML in place (and its per-implementation tables)
+    and record where they came from."""
     text = path.read_text(encoding="utf-8")
+    text = re.sub(r'^\[efficiency\.implementations\."[^"]*"\]\n(?:(?!^\[).*\n?)*', "", text, flags=re.M)
     section = re.search(r"^\[efficiency\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M)
     if section is None:
         raise CostsimError(f"{path}: no [efficiency] table to update")
@@ -148,7 +184,10 @@ def write_profile(path: Path, fitted: dict[str, float], sources: list[str]) -> N
         line = f"{key} = {value:.6g}"
         pattern = re.compile(rf"^{key}\s*=.*$", flags=re.M)
         body = pattern.sub(line, body) if pattern.search(body) else body.rstrip("\n") + f"\n{line}\n"
-    text = text[: section.start(1)] + body + text[section.end(1):]
+    for key, values in (implementations or {}).items():
+        body = body.rstrip("\n") + f'\n\n[efficiency.implementations."{key}"]\n'
+        body += "".join(f"{k} = {v:.6g}\n" for k, v in values.items())
+    text = text[: section.start(1)] + body.rstrip("\n") + "\n\n" + text[section.end(1):].lstrip("\n")
     note = (f'efficiency = "fitted by costsim calibrate on {", ".join(sources)}; '
             f'{dt.date.today().isoformat()}"')
     text = re.sub(r"^efficiency\s*=.*$", note, text, count=1, flags=re.M)

@@ -315,8 +315,8 @@ def validate(
 def calibrate(
     files: Annotated[list[str], typer.Argument(help="measurement .jsonl files of one GPU")],
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile to fit")] = DEFAULT_HARDWARE,
-    attention_source: Annotated[str, typer.Option(help="prefill attention implementation to fit")] = "torch-sdpa-flash",
-    scan_source: Annotated[str, typer.Option(help="chunked-scan implementation to fit")] = "fla",
+    attention_source: Annotated[str, typer.Option(help="prefill attention the engine assumes")] = "torch-sdpa-cudnn",
+    scan_source: Annotated[str, typer.Option(help="chunked-scan implementation the engine assumes")] = "fla",
     write: Annotated[bool, typer.Option("--write", help="store the fitted values in the profile file")] = False,
     predict: Annotated[list[str] | None, typer.Option(help="measurements of another GPU: apply the fit to its "
                                                       "profile and report the error there")] = None,
@@ -340,12 +340,13 @@ def calibrate(
     if write:
         is_file = Path(hardware).suffix == ".toml"
         target = Path(hardware) if is_file else data_dir("hardware_profiles") / f"{hw.name}.toml"
-        write_profile(target, result["efficiency"], [Path(f).name for f in files])
+        write_profile(target, result["efficiency"], [Path(f).name for f in files], result["implementations"])
     shown = {k: v for k, v in result.items() if k != "profile"}
     if predict:
         from costsim.calibrate import transfer
 
-        shown["transfer"] = transfer(result["efficiency"], [r for p in predict for r in read_measurements(p)])
+        shown["transfer"] = transfer(result["efficiency"], result["implementations"],
+                                     [r for p in predict for r in read_measurements(p)])
     if fmt is Format.table:
         rows = []
         for g in result["groups"]:

@@ -116,6 +116,17 @@ PREDICTORS = {
 }
 
 
+PER_FAMILY_OPS = ("attention_decode", "linear_prefill", "linear_decode")
+
+
+def implementation_key(r: dict[str, Any]) -> str:
+    """How fitted per-implementation efficiencies are stored: '<source>/<op>', plus the family where one
+    implementation runs different kernels per family (MLA vs GQA decode, GDN vs KDA scans):
+    'fla/linear_prefill/kda', 'microbench/attention_decode/mla', 'torch-sdpa-cudnn/attention_prefill'."""
+    key = f"{r.get('source', '')}/{r['op']}"
+    return f"{key}/{family_of(r)}" if r["op"] in PER_FAMILY_OPS else key
+
+
 def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     """Predicted seconds for one measured kernel; None for ops the engine does not model (launch)."""
     if r["op"] == "launch":
@@ -124,6 +135,9 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     predictor = PREDICTORS.get(r["op"])
     if predictor is None:
         return None
+    key = implementation_key(r)
+    if key in hw.efficiency.implementations:
+        hw = hw.model_copy(update={"efficiency": hw.efficiency.for_source(key)})
     cost, matrix_eff = predictor(r, hw)
     # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
     seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff)

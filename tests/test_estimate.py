@@ -131,7 +131,7 @@ def test_malformed_profile(tmp_path, capsys):
 
 def test_cached_input_is_one_read_of_the_cache_entry():
     r = costsim.estimate("llama-3.1-8b", "h100-sxm", context=8192)
-    tokens_per_s = 3.35e12 * 0.90 / 131_072
+    tokens_per_s = 3.35e12 * load_hardware("h100-sxm").efficiency.memory_max / 131_072
     assert r["usd_per_mtok_cached_input"] == pytest.approx(2.25 / (tokens_per_s * 3600) * 1e6)
     assert costsim.estimate("mamba2-2.7b", "h100-sxm", context=8192)["usd_per_mtok_cached_input"] == 0
 

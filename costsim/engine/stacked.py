@@ -26,8 +26,8 @@ class StackedHardware:
         self.bandwidth_bytes_s = column([p.bandwidth_bytes_s for p in profiles])
         self.memory_bytes = column([p.memory_bytes for p in profiles])
         self.usd_per_hour = column([p.usd_per_hour for p in profiles])
-        fields = type(profiles[0].efficiency).model_fields
-        self.efficiency = SimpleNamespace(**{f: column([getattr(p.efficiency, f) for p in profiles]) for f in fields})
+        numeric = [f for f, v in profiles[0].efficiency if isinstance(v, int | float)]
+        self.efficiency = SimpleNamespace(**{f: column([getattr(p.efficiency, f) for p in profiles]) for f in numeric})
 
     def peak_flops(self, dtype: str) -> np.ndarray:
         return np.asarray([p.peak_flops(dtype) for p in self.profiles], dtype=np.float64).reshape(-1, 1)

@@ -33,6 +33,15 @@ class Efficiency(BaseModel):
     kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
     graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
     kernels_per_layer: PositiveInt = Field(8, description="kernels one layer launches per step")
+    implementations: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="per kernel implementation, keyed '<source>/<op>' (e.g. 'fla/linear_prefill'): fitted "
+                    "values that replace the ones above for that implementation")
+
+    def for_source(self, source: str | None) -> Efficiency:
+        """The efficiencies of one implementation: its fitted overrides on top of the defaults."""
+        overrides = self.implementations.get(source or "", {})
+        return self.model_copy(update=overrides) if overrides else self
 
 
 class HardwareProfile(BaseModel):
