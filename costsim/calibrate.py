@@ -48,7 +48,8 @@ def groups(attention_source: str, scan_source: str) -> list[Group]:
     return [
         Group("memory", ("memory_max", "memory_half_bytes"), ((0.3, 1.0), (1e4, 1e9)),
               lambda r: r["op"] == "copy" and r["source"] == "microbench"),
-        Group("gemm", ("matmul_max", "matmul_half_rows"), ((0.05, 1.0), (1.0, 8192.0)),
+        Group("gemm", ("matmul_max", "matmul_half_rows", "matmul_latency_s"), ((0.05, 1.0), (1.0, 8192.0),
+                                                                              (1e-8, 3e-5)),
               lambda r: r["op"] == "gemm"),
         Group("prefill attention", ("attention_max", "attention_half_pairs"), ((0.05, 1.0), (1e3, 1e9)),
               lambda r: r["op"] == "attention_prefill" and r["source"] == attention_source
@@ -135,7 +136,8 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     before = _summary(_errors(hold_set, hw))
     lo = np.log([b[0] for b in g.bounds])
     hi = np.log([b[1] for b in g.bounds])
-    start = np.clip(np.log([getattr(hw.efficiency, p) for p in g.params]), lo + 1e-9, hi - 1e-9)
+    initial = [max(getattr(hw.efficiency, p), b[0]) for p, b in zip(g.params, g.bounds, strict=True)]
+    start = np.clip(np.log(initial), lo + 1e-9, hi - 1e-9)
     times = np.array([r["time_s"] for r in fit_set])
 
     def residual(x: np.ndarray, fit_set=fit_set, times=times, g=g, base=hw) -> np.ndarray:

@@ -141,7 +141,8 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     cost, matrix_eff = predictor(r, hw)
     # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
     seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff)
-    return float(seconds) + hw.efficiency.graph_overhead_s
+    latency = hw.efficiency.matmul_latency_s if r["op"] == "gemm" else 0.0
+    return float(seconds) + hw.efficiency.graph_overhead_s + latency
 
 
 def family_of(r: dict[str, Any]) -> str:

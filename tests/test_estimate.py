@@ -30,7 +30,9 @@ def test_llama8b_decode_is_weights_plus_kv_over_bandwidth(h100):
     step = decode_step_time(spec, h100, 8192, 1).total_s
     weights = 8_030_261_248 * 2
     kv = 131_072 * 8192
-    hand = (weights + kv) / (3.35e12 * h100.efficiency.memory_max)
+    # the roofline, plus the fixed time per GEMM kernel that calibration measured on cuBLASLt
+    # (7 GEMMs per layer: q, k, v, o, gate, up, down)
+    hand = (weights + kv) / (3.35e12 * h100.efficiency.memory_max) + 32 * 7 * h100.efficiency.matmul_latency_s
     assert step == pytest.approx(hand, rel=0.10)
 
 

@@ -82,7 +82,9 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         klass = _core_class(mixer.family, phase)
         heads = getattr(mixer, "num_heads", 1)
         pairs_per_head = core.flops_matrix / max(4.0 * heads * 128, 1.0)
-        add("gemm", count * _kernel_time(gemm, hw, p, _gemm_eff(hw, tokens)))
+        gemm_kernels = len(projection_matrices(mixer, d))
+        add("gemm", count * (_kernel_time(gemm, hw, p, _gemm_eff(hw, tokens))
+                             + gemm_kernels * hw.efficiency.matmul_latency_s))
         add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head, core.flops_matrix)))
     for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
@@ -90,7 +92,9 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         if isinstance(block, ffn_family.MoEFFN):
             touched = ffn_family.expected_experts_touched(block.num_experts, block.top_k, tokens)
             rows = tokens * block.top_k / np.maximum(touched, 1.0)  # rows per expert GEMM
-        add("gemm", count * _kernel_time(cost, hw, p, _gemm_eff(hw, rows)))
+        ffn_kernels = 3 if isinstance(block, ffn_family.MoEFFN) or block.activation in ("swiglu", "geglu") else 2
+        add("gemm", count * (_kernel_time(cost, hw, p, _gemm_eff(hw, rows))
+                             + ffn_kernels * hw.efficiency.matmul_latency_s))
     head_rows = batch * np.ones_like(n)
     head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
     add("lm_head", _kernel_time(head, hw, p, _gemm_eff(hw, head_rows)))

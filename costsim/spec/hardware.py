@@ -25,6 +25,8 @@ class Efficiency(BaseModel):
     memory_half_bytes: PositiveFloat = Field(16e6, description="bytes per kernel at which half of memory_max")
     matmul_max: Fraction = Field(0.75, gt=0, le=1, description="large dense GEMM, of dense peak")
     matmul_half_rows: PositiveFloat = Field(128, description="GEMM rows (tokens) at which half of matmul_max")
+    matmul_latency_s: float = Field(0.0, ge=0, description="fixed time of one GEMM kernel beyond its roofline "
+                                    "(setup, pipeline fill, epilogue); dominates GEMMs of a few MB")
     attention_max: Fraction = Field(0.55, gt=0, le=1, description="prefill attention kernels, of dense peak")
     attention_half_pairs: PositiveFloat = Field(2e6, description="(query,key) pairs per head at half")
     scan_max: Fraction = Field(0.25, gt=0, le=1, description="chunked linear/delta/SSD scans, of dense peak")
