@@ -80,8 +80,9 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         core = Cost(*(np.maximum(x - y, 0.0) for x, y in zip(whole.as_dict().values(), gemm.as_dict().values(),
                                                                strict=True)))
         klass = _core_class(mixer.family, phase)
-        heads = getattr(mixer, "num_heads", 1)
-        pairs_per_head = core.flops_matrix / max(4.0 * heads * 128, 1.0)
+        # (query, key) pairs per head, for the attention efficiency curve: 4 FLOPs per head dimension
+        per_pair_per_head = 4.0 * getattr(mixer, "head_dim", getattr(mixer, "kv_lora_rank", 128))
+        pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
         gemm_kernels = len(projection_matrices(mixer, d))
         add("gemm", count * (_kernel_time(gemm, hw, p, _gemm_eff(hw, tokens))
                              + gemm_kernels * hw.efficiency.matmul_latency_s))
