@@ -38,14 +38,6 @@ class ModelCost:
     by_kind: dict[str, Cost]
 
 
-def _mixer_groups(spec: ModelSpec) -> dict:
-    return dict(spec.mixer_groups)
-
-
-def _ffn_groups(spec: ModelSpec) -> dict:
-    return dict(spec.ffn_groups)
-
-
 def embedding_params(spec: ModelSpec) -> int:
     per_matrix = spec.vocab_size * spec.hidden_size
     return per_matrix if spec.tie_embeddings else 2 * per_matrix
@@ -69,10 +61,10 @@ _PARAM_CACHE: dict[tuple, tuple[list, ParamCounts]] = {}
 def _count_params(spec: ModelSpec) -> ParamCounts:
     d = spec.hidden_size
     by_part: Counter = Counter()
-    for mixer, count in _mixer_groups(spec).items():
+    for mixer, count in spec.mixer_groups:
         by_part[mixer.family] += count * mixer_params(mixer, d)
     ffn_total = ffn_active = 0
-    for block, count in _ffn_groups(spec).items():
+    for block, count in spec.ffn_groups:
         ffn_total += count * ffn_family.params(block, d)
         ffn_active += count * ffn_family.active_params(block, d)
     by_part["ffn"] = ffn_total
@@ -88,7 +80,7 @@ def cache_bytes_by_kind(spec: ModelSpec, t: ArrayLike, p: Precision = DEFAULT_PR
     """Bytes per sequence at context t, keyed by the mixer family that holds them."""
     t = as_array(t)
     out: dict[str, np.ndarray] = {}
-    for mixer, count in _mixer_groups(spec).items():
+    for mixer, count in spec.mixer_groups:
         parts = module_for(mixer).cache_bytes(mixer, t, p)
         out[mixer.family] = out.get(mixer.family, 0.0) + count * sum(parts.values())
     return out
@@ -98,7 +90,7 @@ def cache_bytes_by_component(spec: ModelSpec, t: ArrayLike, p: Precision = DEFAU
     """Bytes per sequence at context t, keyed by what is stored: kv, latent, indexer, state, conv..."""
     t = as_array(t)
     out: dict[str, np.ndarray] = {}
-    for mixer, count in _mixer_groups(spec).items():
+    for mixer, count in spec.mixer_groups:
         for name, value in module_for(mixer).cache_bytes(mixer, t, p).items():
             out[name] = out.get(name, 0.0) + count * value
     return out
@@ -123,7 +115,7 @@ def _add(by_kind: dict[str, Cost], kind: str, cost: Cost) -> None:
 def _ffn_and_head(spec: ModelSpec, tokens: np.ndarray, logits_rows: np.ndarray, p: Precision,
                   by_kind: dict[str, Cost]) -> None:
     d = spec.hidden_size
-    for block, count in _ffn_groups(spec).items():
+    for block, count in spec.ffn_groups:
         _add(by_kind, "ffn", ffn_family.cost(block, d, tokens, p).scaled(count))
     embed_rows = np.minimum(tokens, spec.vocab_size)
     _add(by_kind, "embedding", Cost.of(bytes_weights=embed_rows * d * p.weight_bytes))
@@ -142,7 +134,7 @@ def prefill_cost(
     n, c, batch = as_array(n), as_array(c), as_array(batch)
     d = spec.hidden_size
     by_kind: dict[str, Cost] = {}
-    for mixer, count in _mixer_groups(spec).items():
+    for mixer, count in spec.mixer_groups:
         _add(by_kind, mixer.family, module_for(mixer).prefill(mixer, d, n, c, batch, p).scaled(count))
     _ffn_and_head(spec, batch * n, np.where(n > 0, batch, 0.0), p, by_kind)
     return ModelCost(total=_sum_kinds(by_kind), by_kind=by_kind)
@@ -155,7 +147,7 @@ def decode_cost(
     t, batch = as_array(t), as_array(batch)
     d = spec.hidden_size
     by_kind: dict[str, Cost] = {}
-    for mixer, count in _mixer_groups(spec).items():
+    for mixer, count in spec.mixer_groups:
         _add(by_kind, mixer.family, module_for(mixer).decode(mixer, d, t, batch, p).scaled(count))
     _ffn_and_head(spec, batch * np.ones_like(t), batch * np.ones_like(t), p, by_kind)
     return ModelCost(total=_sum_kinds(by_kind), by_kind=by_kind)
