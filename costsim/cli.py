@@ -381,6 +381,70 @@ def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> No
           r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]))
 
 
+scenario_app = typer.Typer(help="Agent workloads: cost per task, turn by turn.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("list")
+def scenario_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
+    """The shipped scenarios."""
+    from costsim.output.formats import dumps_table
+    from costsim.scenario.loader import load_scenario, scenario_names
+
+    rows = []
+    for name in scenario_names():
+        sc = load_scenario(name)
+        rows.append({"name": name, "turns": len(sc.all_turns()), "description": sc.description})
+    _render(fmt, output, rows, rows, lambda: dumps_table(["name", "turns", "description"],
+                                                        [[r["name"], r["turns"], r["description"]] for r in rows]))
+
+
+@scenario_app.command("run")
+def scenario_run(
+    scenario: Annotated[str, typer.Argument(help="shipped scenario name (scenario list) or a .toml path")],
+    model: Annotated[str, typer.Option("--model", "-m", help="preset names, comma-separated")] = "llama-3.1-8b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated")] = "h100-sxm",
+    samples: Annotated[int, typer.Option(help="Monte Carlo samples of the token counts")] = 1000,
+    seed: Annotated[int, typer.Option(help="random seed (results are reproducible)")] = 0,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Dollars, time and cache memory per task for every model x hardware pair."""
+    from costsim.api import check_price
+    from costsim.hardware import load_hardware
+    from costsim.loader import load_model
+    from costsim.output.formats import dumps_table
+    from costsim.scenario.engine import run_task, summarize
+    from costsim.scenario.loader import load_scenario
+    from costsim.sweeps import split_names
+    from costsim.units import fmt_bytes
+
+    check_price(price)
+    if not 1 <= samples <= 1_000_000:
+        raise CostsimError(f"--samples: must be between 1 and 1,000,000, got {samples}")
+    sc = load_scenario(scenario)
+    dep = _deployment(weight_dtype, kv_dtype, state_dtype)
+    rows = []
+    for m in split_names(model, "--model"):
+        spec = load_model(m)
+        for h in split_names(hardware, "--hardware"):
+            hw = load_hardware(h, usd_per_hour=price)
+            rows.append({"scenario": sc.name, "model": spec.name, "hardware": hw.name,
+                         **summarize(run_task(sc, spec, hw, dep, samples, seed))})
+    _render(fmt, output, rows, rows, lambda: dumps_table(
+        ["model", "hardware", "$ / task", "p50", "p90", "wall s", "peak cache", "hit ratio", "$/Mtok blended"],
+        [[r["model"], r["hardware"], f"{r['usd_per_task']:.4f}", f"{r['usd_p50']:.4f}", f"{r['usd_p90']:.4f}",
+          f"{r['wall_time_s']:,.1f}", fmt_bytes(r["peak_cache_bytes"]), f"{r['cache_hit_ratio']:.1%}",
+          f"{r['usd_per_mtok_blended']:.3f}"] if r["fits_memory"] else
+         [r["model"], r["hardware"], "does not fit", "-", "-", "-", fmt_bytes(r["peak_cache_bytes"]), "-", "-"]
+         for r in rows],
+        title=f"scenario {sc.name}: {rows[0]['turns']} turns, {samples:,} samples"))
+
+
 bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

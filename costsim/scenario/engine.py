@@ -1,0 +1,139 @@
+"""Cost one agent task turn by turn, vectorised over Monte Carlo samples of its token counts.
+
+Per turn, for every sample at once:
+- the previous context is found in the prefix cache at the scenario's hit rate (a gap longer than
+  `evict_after_s`, a compaction or a truncation is a miss); missed tokens are prefilled again with
+  the new ones, on top of the cached part: prefill time x device price;
+- reasoning and output tokens are decoded at the growing context, priced at $/Mtok output of the
+  largest batch that fits at the turn's final context (decode time is linear in context, so the
+  average context gives the exact sum);
+- cached tokens cost one read of their cache entry ($/Mtok cached input);
+- during the tool latency the context's cache stays in device memory: its share of the usable
+  memory x price x seconds;
+- reasoning is dropped from the context after the turn, output is kept; past `limit_tokens` the
+  context is compacted (or truncated) and the next turn misses the cache.
+A single turn with no system prompt and no latency costs exactly what `costsim estimate --prompt P
+--output-tokens O` reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from costsim import model_costs as mc
+from costsim.engine.serving import SECONDS_PER_HOUR, max_batch, usable_cache_bytes, usd_per_mtok
+from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.spec.deployment import Deployment
+from costsim.spec.hardware import HardwareProfile
+from costsim.spec.model import ModelSpec
+from costsim.spec.scenario import Scenario, sample
+
+
+@dataclass
+class TaskCost:
+    usd: np.ndarray  # per sample
+    wall_time_s: np.ndarray
+    peak_cache_bytes: np.ndarray
+    tokens: dict[str, np.ndarray]
+    usd_by_kind: dict[str, np.ndarray]
+    per_turn_usd: list[np.ndarray]
+    per_turn_context: list[np.ndarray]
+    usable_cache_bytes: float
+
+
+def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
+             samples: int = 1, seed: int = 0) -> TaskCost:
+    dep = dep or Deployment()
+    p = dep.precision
+    rng = np.random.default_rng(seed)
+    price = hw.usd_per_hour * dep.devices
+    usable = usable_cache_bytes(spec, hw, dep)
+    zeros = np.zeros(samples)
+    context = zeros.copy()
+    cache_alive = np.zeros(samples, dtype=bool)
+    tokens = {k: zeros.copy() for k in ("new_input", "cached_input", "recomputed_input", "reasoning", "output")}
+    usd_by_kind = {k: zeros.copy() for k in ("prefill", "cached_input", "decode", "cache_hold")}
+    wall = zeros.copy()
+    peak = zeros.copy()
+    per_turn_usd: list[np.ndarray] = []
+    per_turn_context: list[np.ndarray] = []
+    system = sample(scenario.system_prompt_tokens, samples, rng)
+    # a cache hit costs one read of the token's cache entry (the growing layers only)
+    growing = float(mc.cache_bytes(spec, 2.0**31, p) - mc.cache_bytes(spec, 2.0**30, p)) / 2.0**30
+    cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
+    policy = scenario.context
+    for index, turn in enumerate(scenario.all_turns()):
+        new = sample(turn.input_tokens, samples, rng) + (system if index == 0 else 0.0)
+        reasoning = sample(turn.reasoning_tokens, samples, rng)
+        output = sample(turn.output_tokens, samples, rng)
+        hit = np.where(cache_alive, np.floor(scenario.prefix_cache.hit_rate * context), 0.0)
+        missed = context - hit
+        prompt = context + new
+        decoded = reasoning + output
+        final = prompt + decoded
+        prefill_s = np.where(missed + new > 0,
+                             prefill_time(spec, hw, missed + new, hit, 1, p, dep.prefill_chunk_tokens).total_s, 0.0)
+        batch = np.maximum(max_batch(spec, hw, dep, final), 1.0)
+        tpot = decode_step_time(spec, hw, prompt + decoded / 2.0, batch, p, dep.cuda_graphs).total_s
+        cost_prefill = prefill_s * price / SECONDS_PER_HOUR
+        cost_decode = decoded * usd_per_mtok(price, batch / tpot) / 1e6
+        cost_cached = hit * cached_usd_per_token
+        kept = prompt + output
+        kept_bytes = mc.cache_bytes(spec, kept, p)
+        hold = kept_bytes / max(usable, 1.0) * price * turn.tool_latency_s / SECONDS_PER_HOUR
+        for kind, value in (("prefill", cost_prefill), ("decode", cost_decode), ("cached_input", cost_cached),
+                            ("cache_hold", hold)):
+            usd_by_kind[kind] += value
+        tokens["new_input"] += new
+        tokens["cached_input"] += hit
+        tokens["recomputed_input"] += missed
+        tokens["reasoning"] += reasoning
+        tokens["output"] += output
+        wall += prefill_s + decoded * tpot + turn.tool_latency_s
+        peak = np.maximum(peak, mc.cache_bytes(spec, final, p))
+        per_turn_usd.append(cost_prefill + cost_decode + cost_cached + hold)
+        per_turn_context.append(kept)
+        # what the next turn sees
+        evicted = (scenario.prefix_cache.evict_after_s is not None
+                   and turn.tool_latency_s > scenario.prefix_cache.evict_after_s)
+        context = kept
+        cache_alive = np.full(samples, not evicted)
+        if policy.limit_tokens is not None:
+            over = context > policy.limit_tokens
+            cut = policy.compact_to_tokens if policy.on_limit == "compact" else policy.limit_tokens
+            context = np.where(over, np.minimum(context, cut), context)
+            cache_alive = cache_alive & ~over  # a rewritten prefix is not in the cache
+    usd = sum(usd_by_kind.values())
+    return TaskCost(usd=usd, wall_time_s=wall, peak_cache_bytes=peak, tokens=tokens, usd_by_kind=usd_by_kind,
+                    per_turn_usd=per_turn_usd, per_turn_context=per_turn_context, usable_cache_bytes=usable)
+
+
+def summarize(task: TaskCost) -> dict[str, Any]:
+    """The `costsim scenario run --format json` contract (../shared/design.md)."""
+    total_tokens = sum(v.mean() for v in task.tokens.values())
+    processed_input = task.tokens["cached_input"] + task.tokens["recomputed_input"] + task.tokens["new_input"]
+    hit_ratio = float(task.tokens["cached_input"].sum() / max(processed_input.sum(), 1.0))
+    fits = bool(task.usable_cache_bytes > 0 and np.all(task.peak_cache_bytes <= task.usable_cache_bytes))
+    if not fits:
+        # no dollars or times for a deployment that cannot hold the task: never a silently wrong number
+        return {"fits_memory": False, "usd_per_task": None, "usd_p50": None, "usd_p90": None, "wall_time_s": None,
+                "peak_cache_bytes": float(task.peak_cache_bytes.mean()),
+                "memory_shortfall_bytes": float(max(task.peak_cache_bytes.max() - task.usable_cache_bytes, 0.0)),
+                "cache_hit_ratio": hit_ratio, "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
+                "usd_by_kind": None, "usd_per_mtok_blended": None, "turns": len(task.per_turn_usd)}
+    return {
+        "fits_memory": True,
+        "usd_per_task": float(task.usd.mean()),
+        "usd_p50": float(np.percentile(task.usd, 50)),
+        "usd_p90": float(np.percentile(task.usd, 90)),
+        "wall_time_s": float(task.wall_time_s.mean()),
+        "peak_cache_bytes": float(task.peak_cache_bytes.mean()),
+        "cache_hit_ratio": hit_ratio,
+        "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
+        "usd_by_kind": {k: float(v.mean()) for k, v in task.usd_by_kind.items()},
+        "usd_per_mtok_blended": float(task.usd.mean() / max(total_tokens, 1.0) * 1e6),
+        "turns": len(task.per_turn_usd),
+    }

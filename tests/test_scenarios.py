@@ -1,0 +1,100 @@
+"""Agent scenarios: hand-checkable equalities, caching physics, reproducibility, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import costsim
+from costsim.cli import main
+from costsim.errors import CostsimError
+from costsim.hardware import load_hardware
+from costsim.scenario.engine import run_task, summarize
+from costsim.scenario.loader import load_scenario, scenario_names
+from costsim.spec.scenario import Scenario
+
+H100 = load_hardware("h100-sxm")
+
+
+def test_single_turn_equals_estimate_exactly():
+    sc = Scenario(name="one", turns=[{"input_tokens": 30_000, "output_tokens": 2_000}])
+    task = summarize(run_task(sc, costsim.load_model("llama-3.1-8b"), H100))
+    est = costsim.estimate("llama-3.1-8b", "h100-sxm", prompt=30_000, output_tokens=2_000)
+    assert task["usd_per_task"] == pytest.approx(est["usd_per_request"], rel=1e-12)
+    assert task["wall_time_s"] == pytest.approx(est["request_latency_s"], rel=1e-12)
+
+
+def _agent(turns: int, hit_rate: float) -> Scenario:
+    return Scenario(name="agent", system_prompt_tokens=2000, repeat=turns,
+                    template={"input_tokens": 1000, "output_tokens": 100}, prefix_cache={"hit_rate": hit_rate})
+
+
+def _recompute_cost(model: str, turns: int) -> float:
+    spec = costsim.load_model(model)
+    off = summarize(run_task(_agent(turns, 0.0), spec, H100))["usd_per_task"]
+    on = summarize(run_task(_agent(turns, 1.0), spec, H100))["usd_per_task"]
+    return off - on
+
+
+def test_cache_misses_grow_quadratically_for_softmax_and_linearly_for_ssm():
+    # without caching, turn i re-prefills ~i x 1100 tokens: the extra cost sums to ~N^2 for softmax
+    # (each token's attention also grows), ~N^2 tokens x constant cost for an SSM: compare ratios.
+    llama = _recompute_cost("llama-3.1-8b", 40) / _recompute_cost("llama-3.1-8b", 20)
+    mamba = _recompute_cost("mamba2-2.7b", 40) / _recompute_cost("mamba2-2.7b", 20)
+    assert 3.8 <= mamba <= 4.4  # recomputed tokens: sum of i for i < N, so x4 when N doubles
+    assert llama > mamba  # softmax: the recomputed tokens also attend a longer prefix
+
+
+def test_cached_tokens_are_counted():
+    task = summarize(run_task(_agent(10, 1.0), costsim.load_model("llama-3.1-8b"), H100))
+    # turn i (0-based) finds the whole previous context: 2000 + i x 1100 tokens
+    assert task["tokens"]["cached_input"] == sum(2000 + i * 1100 for i in range(1, 10))
+    assert task["tokens"]["recomputed_input"] == 0
+
+
+def test_monte_carlo_is_reproducible_and_spread():
+    sc = load_scenario("chat")
+    spec = costsim.load_model("llama-3.1-8b")
+    a = run_task(sc, spec, H100, samples=500, seed=7).usd
+    b = run_task(sc, spec, H100, samples=500, seed=7).usd
+    np.testing.assert_array_equal(a, b)
+    assert a.std() > 0
+
+
+def test_compaction_caps_the_context():
+    task = run_task(load_scenario("coding-agent"), costsim.load_model("llama-3.1-8b"), H100, samples=50)
+    assert max(c.max() for c in task.per_turn_context) <= 160_000 + 20_000  # one turn past the limit at most
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_every_shipped_scenario_runs_and_says_where_its_numbers_come_from(name, capsys):
+    sc = load_scenario(name)
+    assert sc.sources and sc.description
+    assert main(["scenario", "run", name, "-m", "kimi-linear-48b-a3b", "-H", "b200", "--samples", "20",
+                 "-f", "json"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('[[turns]]\ninput_tokens = -5\n', "input_tokens"),
+    ('[[turns]]\ninput_tokens = 5\nbogus = 1\n', "bogus"),
+    ('repeat = 3\n', "template"),
+    ('[[turns]]\ninput_tokens = { kind = "lognormal", median = 100, sigma = -1 }\n', "sigma"),
+    ('[[turns]]\ninput_tokens = { kind = "uniform", low = 10, high = 1 }\n', "low"),
+    ('[prefix_cache]\nhit_rate = 1.5\n[[turns]]\ninput_tokens = 5\n', "hit_rate"),
+])
+def test_malformed_scenarios(tmp_path, capsys, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(CostsimError, match=needle):
+        load_scenario(str(path))
+    assert main(["scenario", "run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_unknown_scenario_and_bad_samples(capsys):
+    assert main(["scenario", "run", "nope"]) == 2
+    assert "not a shipped scenario" in capsys.readouterr().err
+    assert main(["scenario", "run", "chat", "--samples", "0"]) == 2
+    assert "--samples" in capsys.readouterr().err
