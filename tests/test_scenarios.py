@@ -98,3 +98,22 @@ def test_unknown_scenario_and_bad_samples(capsys):
     assert "not a shipped scenario" in capsys.readouterr().err
     assert main(["scenario", "run", "chat", "--samples", "0"]) == 2
     assert "--samples" in capsys.readouterr().err
+
+
+def test_subagents_add_their_cost_and_return_their_results():
+    child = {"system_prompt_tokens": 500, "turns": [{"input_tokens": 3000, "output_tokens": 200}]}
+    parent_turns = [{"input_tokens": 1000, "output_tokens": 100}, {"input_tokens": 0, "output_tokens": 400}]
+    spec = costsim.load_model("llama-3.1-8b")
+    with_subs = Scenario(name="p", turns=parent_turns,
+                         subagents={"count": 3, "after_turn": 0, "return_tokens": 700, **child})
+    alone = Scenario(name="p", turns=[parent_turns[0], {"input_tokens": 3 * 700, "output_tokens": 400}])
+    one_child = Scenario(name="c", **child)
+    total = run_task(with_subs, spec, H100).usd[0]
+    expected = run_task(alone, spec, H100).usd[0] + 3 * run_task(one_child, spec, H100).usd[0]
+    assert total == pytest.approx(expected, rel=1e-12)
+
+
+def test_subagents_after_a_missing_turn_is_an_error():
+    with pytest.raises(ValueError, match="after_turn"):
+        Scenario(name="p", turns=[{"input_tokens": 5}],
+                 subagents={"count": 2, "after_turn": 3, "turns": [{"input_tokens": 1}]})

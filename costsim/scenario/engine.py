@@ -65,8 +65,10 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     growing = float(mc.cache_bytes(spec, 2.0**31, p) - mc.cache_bytes(spec, 2.0**30, p)) / 2.0**30
     cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
     policy = scenario.context
+    returned = zeros.copy()  # sub-agent results waiting for the parent's next turn
     for index, turn in enumerate(scenario.all_turns()):
-        new = sample(turn.input_tokens, samples, rng) + (system if index == 0 else 0.0)
+        new = sample(turn.input_tokens, samples, rng) + (system if index == 0 else 0.0) + returned
+        returned = zeros.copy()
         reasoning = sample(turn.reasoning_tokens, samples, rng)
         output = sample(turn.output_tokens, samples, rng)
         hit = np.where(cache_alive, np.floor(scenario.prefix_cache.hit_rate * context), 0.0)
@@ -96,6 +98,17 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         peak = np.maximum(peak, mc.cache_bytes(spec, final, p))
         per_turn_usd.append(cost_prefill + cost_decode + cost_cached + hold)
         per_turn_context.append(kept)
+        sub = scenario.subagents
+        if sub is not None and index == sub.after_turn:
+            # `count` sub-agents run in parallel: all their dollars, one's wall time, all their caches at once
+            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index)
+            for kind, value in child.usd_by_kind.items():
+                usd_by_kind[kind] += sub.count * value
+            for kind, value in child.tokens.items():
+                tokens[kind] += sub.count * value
+            wall += child.wall_time_s
+            peak = np.maximum(peak, mc.cache_bytes(spec, kept, p) + sub.count * child.peak_cache_bytes)
+            returned = sub.count * sample(sub.return_tokens, samples, rng)
         # what the next turn sees
         evicted = (scenario.prefix_cache.evict_after_s is not None
                    and turn.tool_latency_s > scenario.prefix_cache.evict_after_s)

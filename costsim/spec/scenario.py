@@ -83,6 +83,24 @@ class ContextPolicy(_Strict):
     compact_to_tokens: Annotated[float, Field(gt=0)] = 20_000
 
 
+class SubAgents(_Strict):
+    """Parallel sub-agents spawned after one of the parent's turns; each runs its own turns with its own
+    context, and each returns `return_tokens` that the parent reads as input in its next turn."""
+
+    count: int = Field(ge=1, le=10_000)
+    after_turn: int = Field(0, ge=0, description="index of the parent turn after which they run")
+    return_tokens: Tokens = 0
+    system_prompt_tokens: Tokens = 0
+    turns: list[Turn] = Field(default_factory=list)
+    template: Turn | None = None
+    repeat: int = Field(0, ge=0, le=100_000)
+    prefix_cache: PrefixCache = PrefixCache()
+
+    def as_scenario(self, parent: str) -> Scenario:
+        return Scenario(name=f"{parent} sub-agent", system_prompt_tokens=self.system_prompt_tokens, turns=self.turns,
+                        template=self.template, repeat=self.repeat, prefix_cache=self.prefix_cache)
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
@@ -93,6 +111,7 @@ class Scenario(_Strict):
     repeat: int = Field(0, ge=0, le=100_000, description="how many times `template` follows the turns")
     prefix_cache: PrefixCache = PrefixCache()
     context: ContextPolicy = ContextPolicy()
+    subagents: SubAgents | None = None
 
     @model_validator(mode="after")
     def _has_turns(self) -> Scenario:
@@ -100,6 +119,11 @@ class Scenario(_Strict):
             raise ValueError("a scenario needs `turns`, or a `template` with `repeat` >= 1")
         if self.repeat and self.template is None:
             raise ValueError("`repeat` is set but there is no [template] turn to repeat")
+        if self.subagents is not None:
+            if self.subagents.after_turn >= len(self.all_turns()):
+                raise ValueError(f"subagents.after_turn {self.subagents.after_turn} is past the last parent turn "
+                                 f"({len(self.all_turns()) - 1}); spawn them after an existing turn")
+            self.subagents.as_scenario(self.name)  # their own turns must be valid too
         return self
 
     def all_turns(self) -> list[Turn]:
