@@ -406,6 +406,8 @@ def scenario_run(
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated")] = "h100-sxm",
     samples: Annotated[int, typer.Option(help="Monte Carlo samples of the token counts")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed (results are reproducible)")] = 0,
+    api_prices: Annotated[str | None, typer.Option(help="provider price sheets to compare (names or .toml "
+                                                   "paths, comma-separated)")] = None,
     price: PriceOpt = None,
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
@@ -418,8 +420,8 @@ def scenario_run(
     from costsim.hardware import load_hardware
     from costsim.loader import load_model
     from costsim.output.formats import dumps_table
-    from costsim.scenario.engine import run_task, summarize
-    from costsim.scenario.loader import load_scenario
+    from costsim.scenario.engine import run_task, summarize, summarize_api
+    from costsim.scenario.loader import load_api_price, load_scenario
     from costsim.sweeps import split_names
     from costsim.units import fmt_bytes
 
@@ -435,10 +437,17 @@ def scenario_run(
             hw = load_hardware(h, usd_per_hour=price)
             rows.append({"scenario": sc.name, "model": spec.name, "hardware": hw.name,
                          **summarize(run_task(sc, spec, hw, dep, samples, seed))})
+    for sheet in split_names(api_prices, "--api-prices") if api_prices else []:
+        api = load_api_price(sheet)
+        # token counts do not depend on the model here: the provider's own tokenizer is not modelled
+        task = run_task(sc, load_model(split_names(model, "--model")[0]), load_hardware(split_names(hardware,
+                        "--hardware")[0]), dep, samples, seed, api)
+        rows.append({"scenario": sc.name, "model": api.model, "hardware": f"api:{api.name}", **summarize_api(task)})
     _render(fmt, output, rows, rows, lambda: dumps_table(
         ["model", "hardware", "$ / task", "p50", "p90", "wall s", "peak cache", "hit ratio", "$/Mtok blended"],
         [[r["model"], r["hardware"], f"{r['usd_per_task']:.4f}", f"{r['usd_p50']:.4f}", f"{r['usd_p90']:.4f}",
-          f"{r['wall_time_s']:,.1f}", fmt_bytes(r["peak_cache_bytes"]), f"{r['cache_hit_ratio']:.1%}",
+          "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:,.1f}",
+          "-" if r["peak_cache_bytes"] is None else fmt_bytes(r["peak_cache_bytes"]), f"{r['cache_hit_ratio']:.1%}",
           f"{r['usd_per_mtok_blended']:.3f}"] if r["fits_memory"] else
          [r["model"], r["hardware"], "does not fit", "-", "-", "-", fmt_bytes(r["peak_cache_bytes"]), "-", "-"]
          for r in rows],

@@ -117,3 +117,28 @@ def test_subagents_after_a_missing_turn_is_an_error():
     with pytest.raises(ValueError, match="after_turn"):
         Scenario(name="p", turns=[{"input_tokens": 5}],
                  subagents={"count": 2, "after_turn": 3, "turns": [{"input_tokens": 1}]})
+
+
+def test_api_price_sheet_by_hand(tmp_path, capsys):
+    from costsim.spec.scenario import ApiPrice
+
+    api = ApiPrice(name="t", provider="p", model="m", usd_per_mtok_input=1.0, usd_per_mtok_cached_input=0.1,
+                   usd_per_mtok_output=10.0, long_context_threshold_tokens=5000, long_usd_per_mtok_input=2.0,
+                   long_usd_per_mtok_cached_input=0.2, long_usd_per_mtok_output=20.0, date="2026-11", source="test")
+    sc = Scenario(name="two", turns=[{"input_tokens": 3000, "output_tokens": 100},
+                                     {"input_tokens": 4000, "reasoning_tokens": 50, "output_tokens": 200}])
+    task = run_task(sc, costsim.load_model("llama-3.1-8b"), H100, api=api)
+    # turn 1: 3000 in at $1, 100 out at $10; turn 2: prompt 7100 > 5000 -> long tier:
+    # 3100 cached at $0.2, 4000 fresh at $2, 250 decoded at $20
+    expected = (3000 * 1 + 100 * 10 + 3100 * 0.2 + 4000 * 2 + 250 * 20) / 1e6
+    assert task.api_usd[0] == pytest.approx(expected)
+    sheet = tmp_path / "sheet.toml"
+    sheet.write_text('name = "t"\nprovider = "p"\nmodel = "m"\nusd_per_mtok_input = 1\n'
+                     'usd_per_mtok_cached_input = 0.1\nusd_per_mtok_output = 10\ndate = "2026-11"\nsource = "test"\n')
+    assert main(["scenario", "run", "rag-qa", "--samples", "10", "--api-prices", str(sheet), "-f", "json"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[-1]["hardware"] == "api:t" and rows[-1]["usd_per_task"] > 0
+    sheet.write_text('name = "t"\nusd_per_mtok_input = -1\n')
+    assert main(["scenario", "run", "rag-qa", "--api-prices", str(sheet)]) == 2

@@ -29,7 +29,7 @@ from costsim.engine.timing import decode_step_time, prefill_time
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.model import ModelSpec
-from costsim.spec.scenario import Scenario, sample
+from costsim.spec.scenario import ApiPrice, Scenario, sample
 
 
 @dataclass
@@ -42,10 +42,26 @@ class TaskCost:
     per_turn_usd: list[np.ndarray]
     per_turn_context: list[np.ndarray]
     usable_cache_bytes: float
+    api_usd: np.ndarray | None = None
+
+
+def api_turn_usd(api: ApiPrice, prompt: np.ndarray, fresh: np.ndarray, hit: np.ndarray,
+                 decoded: np.ndarray) -> np.ndarray:
+    """What a provider charges for one turn: fresh input (plus a cache write where priced), cache hits,
+    and reasoning + output at the output rate; the long-context tier where the prompt passes it."""
+    def rate(short: float, long: float | None) -> np.ndarray:
+        if api.long_context_threshold_tokens is None or long is None:
+            return np.full_like(prompt, short)
+        return np.where(prompt > api.long_context_threshold_tokens, long, short)
+
+    write = api.usd_per_mtok_cache_write or 0.0
+    return (fresh * (rate(api.usd_per_mtok_input, api.long_usd_per_mtok_input) + write)
+            + hit * rate(api.usd_per_mtok_cached_input, api.long_usd_per_mtok_cached_input)
+            + decoded * rate(api.usd_per_mtok_output, api.long_usd_per_mtok_output)) / 1e6
 
 
 def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
-             samples: int = 1, seed: int = 0) -> TaskCost:
+             samples: int = 1, seed: int = 0, api: ApiPrice | None = None) -> TaskCost:
     dep = dep or Deployment()
     p = dep.precision
     rng = np.random.default_rng(seed)
@@ -66,6 +82,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
     policy = scenario.context
     returned = zeros.copy()  # sub-agent results waiting for the parent's next turn
+    api_usd = zeros.copy()
     for index, turn in enumerate(scenario.all_turns()):
         new = sample(turn.input_tokens, samples, rng) + (system if index == 0 else 0.0) + returned
         returned = zeros.copy()
@@ -89,6 +106,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         for kind, value in (("prefill", cost_prefill), ("decode", cost_decode), ("cached_input", cost_cached),
                             ("cache_hold", hold)):
             usd_by_kind[kind] += value
+        if api is not None:
+            api_usd += api_turn_usd(api, prompt, missed + new, hit, decoded)
         tokens["new_input"] += new
         tokens["cached_input"] += hit
         tokens["recomputed_input"] += missed
@@ -101,7 +120,9 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         sub = scenario.subagents
         if sub is not None and index == sub.after_turn:
             # `count` sub-agents run in parallel: all their dollars, one's wall time, all their caches at once
-            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index)
+            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index, api)
+            if api is not None:
+                api_usd += sub.count * child.api_usd
             for kind, value in child.usd_by_kind.items():
                 usd_by_kind[kind] += sub.count * value
             for kind, value in child.tokens.items():
@@ -121,7 +142,22 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
             cache_alive = cache_alive & ~over  # a rewritten prefix is not in the cache
     usd = sum(usd_by_kind.values())
     return TaskCost(usd=usd, wall_time_s=wall, peak_cache_bytes=peak, tokens=tokens, usd_by_kind=usd_by_kind,
-                    per_turn_usd=per_turn_usd, per_turn_context=per_turn_context, usable_cache_bytes=usable)
+                    per_turn_usd=per_turn_usd, per_turn_context=per_turn_context, usable_cache_bytes=usable,
+                    api_usd=api_usd if api is not None else None)
+
+
+def summarize_api(task: TaskCost) -> dict[str, Any]:
+    """The same keys for paying a provider instead of running the model (no memory or wall time)."""
+    assert task.api_usd is not None
+    total_tokens = sum(v.mean() for v in task.tokens.values())
+    processed = task.tokens["cached_input"] + task.tokens["recomputed_input"] + task.tokens["new_input"]
+    return {"fits_memory": True, "usd_per_task": float(task.api_usd.mean()),
+            "usd_p50": float(np.percentile(task.api_usd, 50)), "usd_p90": float(np.percentile(task.api_usd, 90)),
+            "wall_time_s": None, "peak_cache_bytes": None,
+            "cache_hit_ratio": float(task.tokens["cached_input"].sum() / max(processed.sum(), 1.0)),
+            "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
+            "usd_per_mtok_blended": float(task.api_usd.mean() / max(total_tokens, 1.0) * 1e6),
+            "turns": len(task.per_turn_usd)}
 
 
 def summarize(task: TaskCost) -> dict[str, Any]:

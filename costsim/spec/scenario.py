@@ -128,3 +128,21 @@ class Scenario(_Strict):
 
     def all_turns(self) -> list[Turn]:
         return [*self.turns, *([self.template] * self.repeat if self.template else [])]
+
+
+class ApiPrice(_Strict):
+    """A provider's published price sheet for one model, USD per million tokens."""
+
+    name: str
+    provider: str
+    model: str
+    usd_per_mtok_input: float = Field(ge=0)
+    usd_per_mtok_cached_input: float = Field(ge=0)
+    usd_per_mtok_output: float = Field(ge=0)
+    usd_per_mtok_cache_write: float | None = Field(None, ge=0, description="extra price of writing to the cache")
+    long_context_threshold_tokens: float | None = Field(None, gt=0, description="prompts above it: long_* rates")
+    long_usd_per_mtok_input: float | None = Field(None, ge=0)
+    long_usd_per_mtok_cached_input: float | None = Field(None, ge=0)
+    long_usd_per_mtok_output: float | None = Field(None, ge=0)
+    date: str
+    source: str
