@@ -62,8 +62,15 @@ def test_monte_carlo_is_reproducible_and_spread():
 
 
 def test_compaction_caps_the_context():
-    task = run_task(load_scenario("coding-agent"), costsim.load_model("llama-3.1-8b"), H100, samples=50)
-    assert max(c.max() for c in task.per_turn_context) <= 160_000 + 20_000  # one turn past the limit at most
+    sc = Scenario(name="c", repeat=30, template={"input_tokens": 1000, "output_tokens": 100},
+                  context={"limit_tokens": 10_000, "on_limit": "compact", "compact_to_tokens": 2_000})
+    task = run_task(sc, costsim.load_model("llama-3.1-8b"), H100)
+    kept = np.array([c[0] for c in task.per_turn_context])
+    # the context grows by 1,100 a turn, passes 10,000, is compacted to 2,000 and grows again
+    assert kept.max() <= 10_000 + 1_100
+    assert kept[9] == 11_000 and kept[10] == 2_000 + 1_100
+    # the turn after a compaction misses the cache: its 2,000 tokens are prefilled again
+    assert task.tokens["recomputed_input"][0] == 2_000 * np.sum(kept[:-1] > 10_000)
 
 
 @pytest.mark.parametrize("name", scenario_names())
