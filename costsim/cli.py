@@ -412,6 +412,7 @@ def scenario_run(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -431,18 +432,27 @@ def scenario_run(
     sc = load_scenario(scenario)
     dep = _deployment(weight_dtype, kv_dtype, state_dtype)
     rows = []
+    charted = []
     for m in split_names(model, "--model"):
         spec = load_model(m)
         for h in split_names(hardware, "--hardware"):
             hw = load_hardware(h, usd_per_hour=price)
-            rows.append({"scenario": sc.name, "model": spec.name, "hardware": hw.name,
-                         **summarize(run_task(sc, spec, hw, dep, samples, seed))})
+            task = run_task(sc, spec, hw, dep, samples, seed)
+            rows.append({"scenario": sc.name, "model": spec.name, "hardware": hw.name, **summarize(task)})
+            if rows[-1]["fits_memory"]:
+                charted.append((f"{spec.name} on {hw.name}", task))
     for sheet in split_names(api_prices, "--api-prices") if api_prices else []:
         api = load_api_price(sheet)
         # token counts do not depend on the model here: the provider's own tokenizer is not modelled
         task = run_task(sc, load_model(split_names(model, "--model")[0]), load_hardware(split_names(hardware,
                         "--hardware")[0]), dep, samples, seed, api)
         rows.append({"scenario": sc.name, "model": api.model, "hardware": f"api:{api.name}", **summarize_api(task)})
+    if plot:
+        from costsim.output.plots import scenario_figure, write_html
+
+        if not charted:
+            raise CostsimError("--plot: no model fits on these devices, nothing to chart")
+        write_html(scenario_figure(f"scenario {sc.name}: cost per turn and context", charted), plot)
     _render(fmt, output, rows, rows, lambda: dumps_table(
         ["model", "hardware", "$ / task", "p50", "p90", "wall s", "peak cache", "hit ratio", "$/Mtok blended"],
         [[r["model"], r["hardware"], f"{r['usd_per_task']:.4f}", f"{r['usd_p50']:.4f}", f"{r['usd_p90']:.4f}",

@@ -18,6 +18,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.mark.parametrize("command", [
     ["sweep", "-m", "llama-3.1-8b,qwen3-next-80b-a3b", "-c", "1k..1M", "--points", "12"],
     ["compare", "-m", "llama-3.1-8b", "-H", "h100-sxm"],
+    ["scenario", "run", "chat", "-m", "llama-3.1-8b,mamba2-2.7b", "--samples", "50"],
 ])
 def test_chart_renders_without_js_errors(tmp_path, capsys, command):
     html = tmp_path / "chart.html"

@@ -90,3 +90,29 @@ def validation_figure(records: list[dict[str, Any]]):
                       xaxis={"type": "log", "title": "measured (s)"}, yaxis={"type": "log", "title": "predicted (s)"},
                       height=700, width=1100)
     return fig
+
+
+def scenario_figure(title: str, tasks: list[tuple[str, Any]]):
+    """Cost per turn, stacked by kind (mean over samples), and the context kept after each turn, for
+    each (label, TaskCost) — one row of panels per deployment."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    colors = {"prefill": "#d62728", "cached_input": "#2ca02c", "decode": "#1f77b4", "cache_hold": "#9467bd"}
+    fig = make_subplots(rows=len(tasks), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{"secondary_y": True}] for _ in tasks], subplot_titles=[label for label, _ in tasks])
+    for row, (_, task) in enumerate(tasks, start=1):
+        turns = np.arange(1, len(task.per_turn_usd) + 1)
+        for kind, color in colors.items():
+            values = [float(np.mean(t[kind])) for t in task.per_turn_by_kind]
+            fig.add_trace(go.Bar(x=turns, y=values, name=kind.replace("_", " "), marker_color=color,
+                                 legendgroup=kind, showlegend=row == 1), row=row, col=1, secondary_y=False)
+        context = [float(np.mean(c)) for c in task.per_turn_context]
+        fig.add_trace(go.Scatter(x=turns, y=context, name="context kept (tokens)", line={"color": "#444", "width": 2},
+                                 legendgroup="ctx", showlegend=row == 1), row=row, col=1, secondary_y=True)
+        fig.update_yaxes(title_text="USD per turn", row=row, col=1, secondary_y=False)
+        fig.update_yaxes(title_text="tokens", row=row, col=1, secondary_y=True)
+    fig.update_xaxes(title_text="turn", row=len(tasks), col=1)
+    fig.update_layout(template="plotly_white", barmode="stack", title=title, height=320 * len(tasks) + 120,
+                      width=1100)
+    return fig

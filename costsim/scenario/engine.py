@@ -42,6 +42,7 @@ class TaskCost:
     per_turn_usd: list[np.ndarray]
     per_turn_context: list[np.ndarray]
     usable_cache_bytes: float
+    per_turn_by_kind: list[dict[str, np.ndarray]] | None = None
     api_usd: np.ndarray | None = None
 
 
@@ -76,6 +77,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     peak = zeros.copy()
     per_turn_usd: list[np.ndarray] = []
     per_turn_context: list[np.ndarray] = []
+    per_turn_by_kind: list[dict[str, np.ndarray]] = []
     system = sample(scenario.system_prompt_tokens, samples, rng)
     # a cache hit costs one read of the token's cache entry (the growing layers only)
     growing = float(mc.cache_bytes(spec, 2.0**31, p) - mc.cache_bytes(spec, 2.0**30, p)) / 2.0**30
@@ -116,6 +118,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         wall += prefill_s + decoded * tpot + turn.tool_latency_s
         peak = np.maximum(peak, mc.cache_bytes(spec, final, p))
         per_turn_usd.append(cost_prefill + cost_decode + cost_cached + hold)
+        per_turn_by_kind.append({"prefill": cost_prefill, "cached_input": cost_cached, "decode": cost_decode,
+                                 "cache_hold": hold})
         per_turn_context.append(kept)
         sub = scenario.subagents
         if sub is not None and index == sub.after_turn:
@@ -143,6 +147,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     usd = sum(usd_by_kind.values())
     return TaskCost(usd=usd, wall_time_s=wall, peak_cache_bytes=peak, tokens=tokens, usd_by_kind=usd_by_kind,
                     per_turn_usd=per_turn_usd, per_turn_context=per_turn_context, usable_cache_bytes=usable,
+                    per_turn_by_kind=per_turn_by_kind,
                     api_usd=api_usd if api is not None else None)
 
 
