@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from costsim.data import data_dir
 from costsim.errors import CostsimError
+from costsim.files import load_toml_model
 from costsim.spec.hardware import HardwareProfile
 from costsim.validation_errors import one_line
 
@@ -25,18 +25,7 @@ def hardware_names() -> list[str]:
 
 
 def _parse(path: Path) -> HardwareProfile:
-    if path.is_dir():
-        raise CostsimError(f"{path}: is a directory; pass a hardware profile .toml")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CostsimError(f"{path}: cannot be read ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CostsimError(f"{path}: malformed TOML: {exc}") from None
-    try:
-        return HardwareProfile.model_validate(data)
-    except ValidationError as exc:
-        raise CostsimError(one_line(exc, str(path))) from None
+    return load_toml_model(HardwareProfile, path)
 
 
 @lru_cache(maxsize=64)

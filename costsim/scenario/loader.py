@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from costsim.data import data_dir
 from costsim.errors import CostsimError
+from costsim.files import load_toml_model
 from costsim.spec.scenario import ApiPrice, Scenario
-from costsim.validation_errors import one_line
 
 
 def scenario_paths() -> list[Path]:
@@ -30,17 +27,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         if not path.is_file():
             raise CostsimError(f"scenario '{text}': not a shipped scenario or a file; shipped: "
                                f"{', '.join(scenario_names())}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CostsimError(f"{path}: cannot be read ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CostsimError(f"{path}: malformed TOML: {exc}") from None
-    data.setdefault("name", path.stem)
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise CostsimError(one_line(exc, str(path))) from None
+    return load_toml_model(Scenario, path, default_name=True)
 
 
 def price_sheet_paths() -> list[Path]:
@@ -56,14 +43,4 @@ def load_api_price(name_or_path: str) -> ApiPrice:
         if not path.is_file():
             names = ", ".join(p.stem for p in price_sheet_paths())
             raise CostsimError(f"--api-prices: '{text}' is not a shipped price sheet or a file; shipped: {names}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CostsimError(f"{path}: cannot be read ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CostsimError(f"{path}: malformed TOML: {exc}") from None
-    data.setdefault("name", path.stem)
-    try:
-        return ApiPrice.model_validate(data)
-    except ValidationError as exc:
-        raise CostsimError(one_line(exc, str(path))) from None
+    return load_toml_model(ApiPrice, path, default_name=True)
