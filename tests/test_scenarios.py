@@ -149,3 +149,31 @@ def test_api_price_sheet_by_hand(tmp_path, capsys):
     assert rows[-1]["hardware"] == "api:t" and rows[-1]["usd_per_task"] > 0
     sheet.write_text('name = "t"\nusd_per_mtok_input = -1\n')
     assert main(["scenario", "run", "rag-qa", "--api-prices", str(sheet)]) == 2
+
+
+def test_caching_off_costs_what_a_turn_by_turn_calculation_predicts():
+    """The coding agent at its median token counts, with and without prefix caching: the difference
+    is, turn by turn, re-prefilling the whole context instead of only the new tokens, minus the
+    cache reads — computed here independently of the scenario engine's bookkeeping."""
+    from costsim.engine.timing import prefill_time
+
+    spec = costsim.load_model("llama-3.1-8b")
+    turns = 30
+    template = {"input_tokens": 860, "output_tokens": 250}
+
+    def agent(hit: float) -> Scenario:
+        return Scenario(name="ca", system_prompt_tokens=20_000, turns=[{"input_tokens": 1500, "output_tokens": 300}],
+                        template=template, repeat=turns, prefix_cache={"hit_rate": hit})
+
+    on, off = run_task(agent(1.0), spec, H100).usd[0], run_task(agent(0.0), spec, H100).usd[0]
+    price_s = H100.usd_per_hour / 3600
+    cached_s = 131_072 / (H100.bandwidth_bytes_s * H100.efficiency.memory_max)  # one read per cached token
+    context, extra = 0.0, 0.0
+    for i, (new, out) in enumerate([(21_500, 300)] + [(860, 250)] * turns):
+        if i:
+            full = prefill_time(spec, H100, context + new).total_s
+            incremental = prefill_time(spec, H100, new, context).total_s
+            extra += float(full - incremental) * price_s - context * cached_s * price_s
+        context += new + out
+    assert off / on == pytest.approx((on + extra) / on, rel=0.01)
+    assert off / on > 1.5  # and caching matters for an agent
