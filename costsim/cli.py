@@ -412,6 +412,7 @@ def scenario_run(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    utilisation: Annotated[float, typer.Option(help="share of paid device time doing useful work (0-1]")] = 1.0,
     plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -429,8 +430,10 @@ def scenario_run(
     check_price(price)
     if not 1 <= samples <= 1_000_000:
         raise CostsimError(f"--samples: must be between 1 and 1,000,000, got {samples}")
+    if not 0 < utilisation <= 1:
+        raise CostsimError(f"--utilisation: must be in (0, 1], got {utilisation}")
     sc = load_scenario(scenario)
-    dep = _deployment(weight_dtype, kv_dtype, state_dtype)
+    dep = _deployment(weight_dtype, kv_dtype, state_dtype).model_copy(update={"utilisation": utilisation})
     rows = []
     charted = []
     for m in split_names(model, "--model"):

@@ -177,3 +177,23 @@ def test_caching_off_costs_what_a_turn_by_turn_calculation_predicts():
         context += new + out
     assert off / on == pytest.approx((on + extra) / on, rel=0.01)
     assert off / on > 1.5  # and caching matters for an agent
+
+
+def test_task_cost_grows_quadratically_with_turns_for_softmax_linearly_for_ssm():
+    def cost(model: str, turns: int) -> float:
+        sc = Scenario(name="a", repeat=turns, template={"input_tokens": 2000, "output_tokens": 200})
+        return run_task(sc, costsim.load_model(model), H100).usd[0]
+
+    assert cost("mamba2-2.7b", 40) / cost("mamba2-2.7b", 20) == pytest.approx(2.0, rel=0.02)
+    assert cost("llama-3.1-8b", 40) / cost("llama-3.1-8b", 20) > 3.4  # -> 4 as attention dominates
+
+
+def test_utilisation_scales_self_hosted_dollars(capsys):
+    import json
+
+    main(["scenario", "run", "rag-qa", "--samples", "5", "-f", "json"])
+    full = json.loads(capsys.readouterr().out)[0]["usd_per_task"]
+    main(["scenario", "run", "rag-qa", "--samples", "5", "--utilisation", "0.5", "-f", "json"])
+    half = json.loads(capsys.readouterr().out)[0]["usd_per_task"]
+    assert half == pytest.approx(2 * full)
+    assert main(["scenario", "run", "rag-qa", "--utilisation", "0"]) == 2

@@ -66,7 +66,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     dep = dep or Deployment()
     p = dep.precision
     rng = np.random.default_rng(seed)
-    price = hw.usd_per_hour * dep.devices
+    price = hw.usd_per_hour * dep.devices / dep.utilisation
     usable = usable_cache_bytes(spec, hw, dep)
     zeros = np.zeros(samples)
     context = zeros.copy()

@@ -20,6 +20,8 @@ class Deployment(BaseModel):
     prefill_chunk_tokens: PositiveInt = Field(8192, description="chunked prefill: tokens per forward step")
     max_batch: PositiveInt | Literal["auto"] = "auto"
     cuda_graphs: bool = Field(True, description="decode steps replayed as graphs (lower launch overhead)")
+    utilisation: float = Field(1.0, gt=0, le=1, description="share of paid device time doing useful work; "
+                               "dollars per useful second are price / utilisation")
 
     @property
     def precision(self) -> Precision:
