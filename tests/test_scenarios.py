@@ -197,3 +197,16 @@ def test_utilisation_scales_self_hosted_dollars(capsys):
     half = json.loads(capsys.readouterr().out)[0]["usd_per_task"]
     assert half == pytest.approx(2 * full)
     assert main(["scenario", "run", "rag-qa", "--utilisation", "0"]) == 2
+
+
+def test_recompute_between_turns_trades_memory_for_prefill():
+    def agent(policy: str) -> Scenario:
+        return Scenario(name="a", system_prompt_tokens=5000, repeat=10,
+                        template={"input_tokens": 1000, "output_tokens": 100, "tool_latency_s": 60},
+                        prefix_cache={"between_turns": policy})
+
+    spec = costsim.load_model("llama-3.1-8b")
+    keep, recompute = run_task(agent("keep"), spec, H100), run_task(agent("recompute"), spec, H100)
+    assert recompute.usd_by_kind["cache_hold"][0] == 0 < keep.usd_by_kind["cache_hold"][0]
+    assert recompute.tokens["cached_input"][0] == 0
+    assert recompute.usd_by_kind["prefill"][0] > keep.usd_by_kind["prefill"][0]

@@ -104,7 +104,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         cost_cached = hit * cached_usd_per_token
         kept = prompt + output
         kept_bytes = mc.cache_bytes(spec, kept, p)
-        hold = kept_bytes / max(usable, 1.0) * price * turn.tool_latency_s / SECONDS_PER_HOUR
+        keep = scenario.prefix_cache.between_turns == "keep"
+        hold = kept_bytes / max(usable, 1.0) * price * turn.tool_latency_s / SECONDS_PER_HOUR if keep else zeros
         for kind, value in (("prefill", cost_prefill), ("decode", cost_decode), ("cached_input", cost_cached),
                             ("cache_hold", hold)):
             usd_by_kind[kind] += value
@@ -135,8 +136,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
             peak = np.maximum(peak, mc.cache_bytes(spec, kept, p) + sub.count * child.peak_cache_bytes)
             returned = sub.count * sample(sub.return_tokens, samples, rng)
         # what the next turn sees
-        evicted = (scenario.prefix_cache.evict_after_s is not None
-                   and turn.tool_latency_s > scenario.prefix_cache.evict_after_s)
+        evicted = not keep or (scenario.prefix_cache.evict_after_s is not None
+                               and turn.tool_latency_s > scenario.prefix_cache.evict_after_s)
         context = kept
         cache_alive = np.full(samples, not evicted)
         if policy.limit_tokens is not None:

@@ -75,6 +75,9 @@ class Turn(_Strict):
 class PrefixCache(_Strict):
     hit_rate: float = Field(1.0, ge=0, le=1, description="fraction of the previous context found in the cache")
     evict_after_s: float | None = Field(None, gt=0, description="a gap longer than this evicts the cache (a miss)")
+    between_turns: Literal["keep", "recompute"] = Field(
+        "keep", description="keep the cache in device memory during tool latency (paying for the memory), or free it "
+                            "and recompute the prefix next turn")
 
 
 class ContextPolicy(_Strict):
