@@ -47,9 +47,7 @@ ContextOpt = Annotated[str, typer.Option("--context", "-c", help="context tokens
 
 
 def _precision(weights: Dtype, kv: Dtype, state: Dtype):
-    from costsim.spec.dtypes import Precision
-
-    return Precision(weights=weights.value, kv_cache=kv.value, state=state.value)
+    return _deployment(weights, kv, state).precision
 
 
 def _check_metric_and_price(metric: str, price: float | None) -> None:

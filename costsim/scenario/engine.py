@@ -26,6 +26,7 @@ import numpy as np
 from costsim import model_costs as mc
 from costsim.engine.serving import SECONDS_PER_HOUR, max_batch, usable_cache_bytes, usd_per_mtok
 from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.inspection import growing_cache_bytes_per_token
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.model import ModelSpec
@@ -80,7 +81,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     per_turn_by_kind: list[dict[str, np.ndarray]] = []
     system = sample(scenario.system_prompt_tokens, samples, rng)
     # a cache hit costs one read of the token's cache entry (the growing layers only)
-    growing = float(mc.cache_bytes(spec, 2.0**31, p) - mc.cache_bytes(spec, 2.0**30, p)) / 2.0**30
+    growing = growing_cache_bytes_per_token(spec, p)
     cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
     policy = scenario.context
     returned = zeros.copy()  # sub-agent results waiting for the parent's next turn
@@ -152,43 +153,41 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
                     api_usd=api_usd if api is not None else None)
 
 
+def _common(task: TaskCost, usd: np.ndarray | None) -> dict[str, Any]:
+    """The keys both pricing modes report: dollars (when known), cache hits, tokens, blended price."""
+    total_tokens = sum(v.mean() for v in task.tokens.values())
+    processed = task.tokens["cached_input"] + task.tokens["recomputed_input"] + task.tokens["new_input"]
+    known = usd is not None
+    return {
+        "usd_per_task": float(usd.mean()) if known else None,
+        "usd_p50": float(np.percentile(usd, 50)) if known else None,
+        "usd_p90": float(np.percentile(usd, 90)) if known else None,
+        "cache_hit_ratio": float(task.tokens["cached_input"].sum() / max(processed.sum(), 1.0)),
+        "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
+        "usd_per_mtok_blended": float(usd.mean() / max(total_tokens, 1.0) * 1e6) if known else None,
+        "turns": len(task.per_turn_usd),
+    }
+
+
 def summarize_api(task: TaskCost) -> dict[str, Any]:
     """The same keys for paying a provider instead of running the model (no memory or wall time)."""
     assert task.api_usd is not None
-    total_tokens = sum(v.mean() for v in task.tokens.values())
-    processed = task.tokens["cached_input"] + task.tokens["recomputed_input"] + task.tokens["new_input"]
-    return {"fits_memory": True, "usd_per_task": float(task.api_usd.mean()),
-            "usd_p50": float(np.percentile(task.api_usd, 50)), "usd_p90": float(np.percentile(task.api_usd, 90)),
-            "wall_time_s": None, "peak_cache_bytes": None,
-            "cache_hit_ratio": float(task.tokens["cached_input"].sum() / max(processed.sum(), 1.0)),
-            "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
-            "usd_per_mtok_blended": float(task.api_usd.mean() / max(total_tokens, 1.0) * 1e6),
-            "turns": len(task.per_turn_usd)}
+    return {"fits_memory": True, **_common(task, task.api_usd), "wall_time_s": None, "peak_cache_bytes": None}
 
 
 def summarize(task: TaskCost) -> dict[str, Any]:
     """The `costsim scenario run --format json` contract (../shared/design.md)."""
-    total_tokens = sum(v.mean() for v in task.tokens.values())
-    processed_input = task.tokens["cached_input"] + task.tokens["recomputed_input"] + task.tokens["new_input"]
-    hit_ratio = float(task.tokens["cached_input"].sum() / max(processed_input.sum(), 1.0))
     fits = bool(task.usable_cache_bytes > 0 and np.all(task.peak_cache_bytes <= task.usable_cache_bytes))
     if not fits:
         # no dollars or times for a deployment that cannot hold the task: never a silently wrong number
-        return {"fits_memory": False, "usd_per_task": None, "usd_p50": None, "usd_p90": None, "wall_time_s": None,
+        return {"fits_memory": False, **_common(task, None), "wall_time_s": None,
                 "peak_cache_bytes": float(task.peak_cache_bytes.mean()),
                 "memory_shortfall_bytes": float(max(task.peak_cache_bytes.max() - task.usable_cache_bytes, 0.0)),
-                "cache_hit_ratio": hit_ratio, "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
-                "usd_by_kind": None, "usd_per_mtok_blended": None, "turns": len(task.per_turn_usd)}
+                "usd_by_kind": None}
     return {
         "fits_memory": True,
-        "usd_per_task": float(task.usd.mean()),
-        "usd_p50": float(np.percentile(task.usd, 50)),
-        "usd_p90": float(np.percentile(task.usd, 90)),
+        **_common(task, task.usd),
         "wall_time_s": float(task.wall_time_s.mean()),
         "peak_cache_bytes": float(task.peak_cache_bytes.mean()),
-        "cache_hit_ratio": hit_ratio,
-        "tokens": {k: float(v.mean()) for k, v in task.tokens.items()},
         "usd_by_kind": {k: float(v.mean()) for k, v in task.usd_by_kind.items()},
-        "usd_per_mtok_blended": float(task.usd.mean() / max(total_tokens, 1.0) * 1e6),
-        "turns": len(task.per_turn_usd),
     }
