@@ -1,11 +1,16 @@
-"""`costsim bench run`: build and run the bundled microbenchmark, write JSON Lines records.
+"""`costsim bench run` / `costsim bench model-step`: run the bundled microbenchmark, write JSON Lines.
 
-The CUDA program (microbench/run.sh) always runs; microbench/torch_kernels.py runs after it
-where PyTorch with CUDA is importable. Both write the record format of ../shared/design.md.
+`run`: the CUDA program (microbench/run.sh) always runs; microbench/torch_kernels.py runs after it
+where PyTorch with CUDA is importable. `model-step`: microbench/model_step.py times whole synthetic
+model steps (needs PyTorch with CUDA; flash-linear-attention for the hybrid). All write the record
+format of ../shared/design.md; every file's header names the costsim invocation that produced it.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,9 +38,32 @@ def _has_torch_cuda() -> bool:
     return probe.returncode == 0
 
 
-def run_bench(out: Path, quick: bool = False, torch_kernels: bool = True) -> list[Path]:
+def _stamp_header(path: Path, invocation: str, run_id: str) -> None:
+    """Record in the file's header which costsim command (and which run of it) wrote the file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return
+    head = json.loads(lines[0])
+    if head.get("record") != "header":
+        return
+    head.update(invocation=invocation, run_id=run_id)
+    lines[0] = json.dumps(head)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _run_id() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _invocation(argv: list[str] | None) -> str:
+    return "costsim " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+
+def run_bench(out: Path, quick: bool = False, torch_kernels: bool = True, torch_deadline_s: float | None = None,
+              argv: list[str] | None = None) -> list[Path]:
     """Build, check and measure; return the JSON Lines files written (CUDA, then torch)."""
     _check_machine()
+    invocation, run_id = _invocation(argv), _run_id()
     source = data_dir("microbench")
     if not (source / "run.sh").is_file():
         raise CostsimError(f"bench: microbenchmark sources not found under {source}; reinstall costsim")
@@ -56,7 +84,33 @@ def run_bench(out: Path, quick: bool = False, torch_kernels: bool = True) -> lis
         script = work / "torch_kernels.py"
         if torch_kernels and script.is_file() and _has_torch_cuda():
             torch_out = out.with_name(out.stem + "-torch.jsonl")
-            subprocess.run([sys.executable, str(script), "--out", str(torch_out)] + (["--quick"] if quick else []))
+            cmd = [sys.executable, str(script), "--out", str(torch_out), "--log", str(torch_out.with_suffix(".log"))]
+            cmd += (["--quick"] if quick else []) + (["--deadline", str(torch_deadline_s)] if torch_deadline_s else [])
+            subprocess.run(cmd)
             if torch_out.is_file():
                 written.append(torch_out)
+    for path in written:
+        _stamp_header(path, invocation, run_id)
     return written
+
+
+def run_model_steps(out: Path, quick: bool = False, deadline_s: float | None = None,
+                    argv: list[str] | None = None) -> Path:
+    """Time whole synthetic model steps (microbench/model_step.py); return the JSON Lines file written."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        raise CostsimError("bench: no NVIDIA GPU found (nvidia-smi missing); run it on a machine with an NVIDIA GPU")
+    if not _has_torch_cuda():
+        raise CostsimError("bench model-step: PyTorch with CUDA is not importable; install torch with CUDA support")
+    script = data_dir("microbench") / "model_step.py"
+    if not script.is_file():
+        raise CostsimError(f"bench: {script} not found; reinstall costsim")
+    invocation, run_id = _invocation(argv), _run_id()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(script), "--out", str(out), "--log", str(out.with_suffix(".log"))]
+    cmd += (["--quick"] if quick else []) + (["--deadline", str(deadline_s)] if deadline_s else [])
+    proc = subprocess.run(cmd)
+    if not out.is_file():
+        raise CostsimError(f"bench model-step: no records written (exit {proc.returncode}); see its log")
+    _stamp_header(out, invocation, run_id)
+    return out

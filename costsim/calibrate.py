@@ -56,6 +56,8 @@ def groups(attention_source: str, scan_source: str) -> list[Group]:
               and not r.get("blocks_selected")),
         Group("chunked scan", ("scan_max", "scan_half_flops"), ((0.005, 1.0), (1e6, 1e14)),
               lambda r: r["op"] == "linear_prefill" and r["source"] == scan_source),
+        Group("state update", ("state_update_max", "state_update_half_bytes"), ((0.05, 1.0), (1e4, 1e10)),
+              lambda r: r["op"] == "linear_decode" and r["source"] == scan_source),
     ]
 
 
@@ -64,7 +66,7 @@ IMPLEMENTATION_PARAMS: dict[str, tuple[tuple[str, tuple[float, float]], ...]] = 
     "attention_prefill": (("attention_max", (0.05, 1.0)), ("attention_half_pairs", (1e3, 1e9))),
     "attention_decode": (("memory_max", (0.05, 1.0)), ("memory_half_bytes", (1e4, 1e10)),
                          ("attention_max", (0.02, 1.0))),
-    "linear_decode": (("memory_max", (0.05, 1.0)), ("memory_half_bytes", (1e4, 1e10))),
+    "linear_decode": (("state_update_max", (0.05, 1.0)), ("state_update_half_bytes", (1e4, 1e10))),
     "linear_prefill": (("scan_max", (0.005, 1.0)), ("scan_half_flops", (1e6, 1e14))),
 }
 
@@ -119,8 +121,19 @@ def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = 
     # implementations these records do not cover keep their earlier fit (e.g. H100 torch kernels on H200)
     implementations = {**earlier, **implementations}
     fitted_hw = _with(hw, {"implementations": implementations})
+    held = {id(r): r for entry in report for r in entry.pop("_held", [])}
     return {"hardware": hw.name, "efficiency": fitted, "implementations": implementations, "groups": report,
+            "held_out_by_op": _by(held.values(), fitted_hw, lambda r: r["op"]),
+            "held_out_by_source": _by(held.values(), fitted_hw, lambda r: r["source"]),
             "profile": fitted_hw}
+
+
+def _by(records: Any, hw: HardwareProfile, label_of: Any) -> dict[str, dict[str, float]]:
+    """Error of the held-out records under the final profile (every table in place), grouped."""
+    groups_: dict[str, list[dict]] = {}
+    for r in records:
+        groups_.setdefault(label_of(r), []).append(r)
+    return {k: _summary(_errors(v, hw)) for k, v in sorted(groups_.items())}
 
 
 def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[str, float], dict[str, Any]]:
@@ -131,12 +144,19 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     held = set(sizes[1::2])  # every other distinct shape, all its variants together
     fit_set = [r for r in chosen if _size(r) not in held]
     hold_set = [r for r in chosen if _size(r) in held]
-    if len(fit_set) < len(g.params) + 2:
+    if len(fit_set) < len(g.params) + 2 and len(fit_set) >= 2:
+        # too few shapes for the whole curve: fit its ceiling only, keep the rest as it is
+        g = Group(g.name, g.params[:1], g.bounds[:1], g.select)
+    if len(fit_set) < len(g.params) + 1:
         return {}, {"group": g.name, "skipped": f"{len(fit_set)} records to fit"}
     before = _summary(_errors(hold_set, hw))
     lo = np.log([b[0] for b in g.bounds])
     hi = np.log([b[1] for b in g.bounds])
-    initial = [max(getattr(hw.efficiency, p), b[0]) for p, b in zip(g.params, g.bounds, strict=True)]
+    # a parameter not set yet (state_update_*) starts from the memory curve it refines
+    fallback = {"state_update_max": "memory_max", "state_update_half_bytes": "memory_half_bytes"}
+    current = [getattr(hw.efficiency, p) if getattr(hw.efficiency, p) is not None
+               else getattr(hw.efficiency, fallback[p]) for p in g.params]
+    initial = [max(c, b[0]) for c, b in zip(current, g.bounds, strict=True)]
     start = np.clip(np.log(initial), lo + 1e-9, hi - 1e-9)
     times = np.array([r["time_s"] for r in fit_set])
 
@@ -149,7 +169,8 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     values = dict(zip(g.params, (float(v) for v in np.exp(sol.x)), strict=True))
     after = _with(hw, values)
     return values, {"group": g.name, "params": values, "fit": _summary(_errors(fit_set, after)),
-                    "held_out_before": before, "held_out": _summary(_errors(hold_set, after))}
+                    "held_out_before": before, "held_out": _summary(_errors(hold_set, after)),
+                    "_held": hold_set}
 
 
 def transfer(fitted: dict[str, float], implementations: dict[str, dict[str, float]],

@@ -356,6 +356,10 @@ def calibrate(
                          f"{g['held_out_before']['median_abs']:.1%}", f"{g['held_out']['median_abs']:.1%}"])
         text = dumps_table(["group", "fitted", "fit median |err|", "held-out before", "held-out after"], rows,
                            title=f"calibration of {hw.name}" + (" (written)" if write else ""))
+        held = [[by, k, st["count"], f"{st['median_abs']:.1%}", f"{st['p90_abs']:.1%}", f"{st['max_abs']:.1%}"]
+                for by in ("op", "source") for k, st in result[f"held_out_by_{by}"].items() if st["count"]]
+        text += "\n\n" + dumps_table(["by", "group", "records", "median |err|", "p90 |err|", "max |err|"], held,
+                                     title="held-out records (every other shape), under the fitted profile")
         if predict:
             moved = [[op, st["count"], f"{st['median_abs']:.1%}", f"{st['p90_abs']:.1%}"]
                      for op, st in shown["transfer"].items()]
@@ -474,14 +478,31 @@ def bench_run(
     out: Annotated[str, typer.Option(help="JSON Lines file to write")] = "measurements/local.jsonl",
     quick: Annotated[bool, typer.Option(help="a few points per op, seconds instead of a minute")] = False,
     no_torch: Annotated[bool, typer.Option("--no-torch", help="skip the PyTorch / fla kernels")] = False,
+    torch_deadline: Annotated[float | None, typer.Option(
+        min=1, help="seconds the PyTorch / fla part may take (default 480; 90 with --quick)")] = None,
 ) -> None:
     """Build and run the microbenchmark (needs nvcc and an NVIDIA GPU); write measurement records."""
     from pathlib import Path
 
     from costsim.bench import run_bench
 
-    for path in run_bench(Path(out), quick=quick, torch_kernels=not no_torch):
+    for path in run_bench(Path(out), quick=quick, torch_kernels=not no_torch, torch_deadline_s=torch_deadline):
         _emit(f"wrote {path}")
+
+
+@bench_app.command("model-step")
+def bench_model_step(
+    out: Annotated[str, typer.Option(help="JSON Lines file to write")] = "measurements/local-model-step.jsonl",
+    quick: Annotated[bool, typer.Option(help="one decode and one prefill point per model")] = False,
+    deadline: Annotated[float | None, typer.Option(min=1, help="seconds for all models (default 300)")] = None,
+) -> None:
+    """Time whole decode steps and prefills of synthetic models (real shapes, random weights) with CUDA
+    graphs; compare with `costsim validate FILE`. Needs PyTorch with CUDA (and fla for the hybrid)."""
+    from pathlib import Path
+
+    from costsim.bench import run_model_steps
+
+    _emit(f"wrote {run_model_steps(Path(out), quick=quick, deadline_s=deadline)}")
 
 
 def _inspect_table(r: dict[str, Any]) -> str:

@@ -73,7 +73,9 @@ def _attention_prefill(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     pairs = _prefill_pairs(r)
     cost = Cost.of(flops_matrix=4 * h * d * pairs * b, flops_vector=SOFTMAX_FLOPS_PER_SCORE * h * pairs * b,
                    bytes_activations=b * n * (2 * h * d + 2 * kv * d) * BF16)
-    eff = _saturating(np.float64(pairs), hw.efficiency.attention_max, hw.efficiency.attention_half_pairs)
+    # the curve's size is the kernel's work per head, all sequences of the batch together, as the engine
+    # prices it (a batch of short prompts fills the GPU like one long one)
+    eff = _saturating(np.float64(pairs * b), hw.efficiency.attention_max, hw.efficiency.attention_half_pairs)
     return cost, float(eff)
 
 
@@ -127,8 +129,39 @@ def implementation_key(r: dict[str, Any]) -> str:
     return f"{key}/{family_of(r)}" if r["op"] in PER_FAMILY_OPS else key
 
 
+def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
+    """A whole decode step or prefill of a model, as `costsim estimate` times it (top-level profile
+    efficiencies, no per-implementation tables: the engine's own assumptions are what is checked)."""
+    from costsim.engine.timing import decode_step_time, prefill_time
+
+    spec = model_for_record(r)
+    p = _precision(r.get("dtype", "bf16"))
+    if r["phase"] == "decode":
+        return float(decode_step_time(spec, hw, r["context"], r["batch"], p,
+                                      cuda_graphs=bool(r.get("cuda_graph", True))).total_s)
+    return float(prefill_time(spec, hw, r["seq_len"], r.get("context", 0), r["batch"], p,
+                              chunk_tokens=int(r["seq_len"])).total_s)
+
+
+def model_for_record(r: dict[str, Any]):
+    """The model a model_step record names: a preset, or a model file relative to microbench/."""
+    from costsim.data import data_dir
+    from costsim.loader import load_model, preset_names
+
+    name = str(r["model"])
+    if name in preset_names():
+        return load_model(name)
+    path = data_dir("microbench") / name
+    if not path.is_file():
+        raise CostsimError(f"model_step record names model '{name}', which is neither a preset nor a file under "
+                           f"{data_dir('microbench')}; fix the record's 'model' field")
+    return load_model(str(path))
+
+
 def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     """Predicted seconds for one measured kernel; None for ops the engine does not model (launch)."""
+    if r["op"] == "model_step":
+        return _model_step(r, hw)
     if r["op"] == "launch":
         e = hw.efficiency
         return e.graph_overhead_s if r.get("variant") == "graph" else e.kernel_overhead_s
@@ -136,8 +169,11 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     if predictor is None:
         return None
     key = implementation_key(r)
-    if key in hw.efficiency.implementations:
-        hw = hw.model_copy(update={"efficiency": hw.efficiency.for_source(key)})
+    eff = hw.efficiency.for_source(key) if key in hw.efficiency.implementations else hw.efficiency
+    if r["op"] == "linear_decode":  # recurrent state updates follow their own curve where fitted
+        eff = eff.for_state_updates()
+    if eff is not hw.efficiency:
+        hw = hw.model_copy(update={"efficiency": eff})
     cost, matrix_eff = predictor(r, hw)
     # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
     seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff)
@@ -147,6 +183,8 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
 
 def family_of(r: dict[str, Any]) -> str:
     op = r["op"]
+    if op == "model_step":
+        return f"{r['phase']}:{r.get('model_name', r['model'])}"
     if op.startswith("linear_"):
         return r["variant"]
     if op == "attention_decode":

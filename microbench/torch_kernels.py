@@ -21,12 +21,9 @@ crashing check skips that op (logged, never recorded). Records follow ``shared/d
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
 import math
-import re
-import subprocess
+import os
 import sys
 import time
 import traceback
@@ -34,9 +31,12 @@ import traceback
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_env import common_parser, gpu_header, hardware_slug
+
 SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "fla_decode", "fla_prefill", "flex")
 # relative weight of each section in the time left (a section may use less)
-WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "fla_decode": 1.0, "fla_prefill": 1.5, "flex": 2.0}
+WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "fla_decode": 1.0, "fla_prefill": 2.5, "flex": 2.0}
 
 
 class Ctx:
@@ -71,15 +71,6 @@ def log(msg: str) -> None:
 
 def past_section_end() -> bool:
     return time.time() > C.section_end
-
-
-def hardware_slug(name: str) -> str:
-    n = name.upper()
-    if "H200" in n:
-        return "h200"
-    if "H100" in n:
-        return "h100-pcie" if "PCIE" in n else "h100-sxm"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def sig(x: float) -> float:
@@ -772,71 +763,13 @@ def sec_fla_decode():
 
 
 # --------------------------------------------------------------------------------------------- main
-def header(argv):
-    props = torch.cuda.get_device_properties(0)
-    h = {"record": "header", "gpu_name": C.gpu_name, "hardware": C.hardware}
-    try:
-        smi = (
-            subprocess.run(
-                [
-                    "nvidia-smi",
-                    "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem,power.limit,temperature.gpu",
-                    "--format=csv,noheader,nounits",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            .stdout.strip()
-            .splitlines()[0]
-        )
-        parts = [p.strip() for p in smi.split(",")]
-        h["driver"] = parts[0]
-        h["nvidia_smi_clocks_sm_max_mem_max_powerlimit_temp"] = ", ".join(parts[1:])
-    except Exception as exc:
-        h["driver"] = f"unknown ({exc.__class__.__name__})"
-    h.update(
-        torch=torch.__version__,
-        cuda_runtime=torch.version.cuda,
-        cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        compute_capability=f"{props.major}.{props.minor}",
-        sm_count=props.multi_processor_count,
-        l2_bytes=C.l2_bytes,
-        memory_bytes=props.total_memory,
-    )
-    try:
-        import triton
-
-        h["triton"] = triton.__version__
-    except Exception:
-        h["triton"] = None
-    try:
-        import fla
-
-        h["fla"] = getattr(fla, "__version__", "?")
-    except Exception as exc:
-        h["fla"] = f"not importable ({exc.__class__.__name__})"
-    h.update(
-        date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        command=" ".join([sys.executable, *argv]),
-        mode="quick" if C.quick else "full",
-        deadline_s=C.deadline,
-    )
-    return h
-
-
 def main(argv=None):
     argv = sys.argv if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="-")
-    ap.add_argument("--log", default=None)
-    ap.add_argument("--deadline", type=float, default=None, help="seconds (default 240; 90 with --quick)")
-    ap.add_argument("--only", default=",".join(SECTIONS))
+    ap = common_parser(__doc__, 480.0, list(SECTIONS))
     a = ap.parse_args(argv[1:])
     C.t_start = time.time()
     C.quick = a.quick
-    C.deadline = a.deadline if a.deadline else (90.0 if a.quick else 240.0)
+    C.deadline = a.deadline if a.deadline else (90.0 if a.quick else 480.0)
     C.logf = open(a.log, "w") if a.log else None  # noqa: SIM115
     if not torch.cuda.is_available():
         print("torch_kernels.py: no CUDA GPU visible to PyTorch", file=sys.stderr)
@@ -847,7 +780,7 @@ def main(argv=None):
     props = torch.cuda.get_device_properties(0)
     C.l2_bytes = int(getattr(props, "L2_cache_size", 50 << 20) or (50 << 20))
     C.out = sys.stdout if a.out == "-" else open(a.out, "w")  # noqa: SIM115
-    h = header(argv)
+    h = gpu_header(C.gpu_name, C.hardware, argv, C.quick, l2_bytes=C.l2_bytes, deadline_s=C.deadline)
     C.out.write(json.dumps(h) + "\n")
     C.out.flush()
     log(json.dumps(h))

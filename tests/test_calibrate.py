@@ -38,6 +38,40 @@ def test_held_out_error_does_not_get_worse(h100_fit):
     assert attention["held_out"]["median_abs"] <= 0.10
 
 
+@pytest.fixture(scope="module")
+def h200_fit():
+    files = [ROOT / "measurements" / f for f in ("h200.jsonl", "h200-torch.jsonl")]
+    return calibrate([r for f in files for r in read_measurements(f)], load_hardware("h200"))
+
+
+PRODUCTION = ("cublas", "fla", "torch-flex", "torch-sdpa-cudnn", "torch-sdpa-flash")
+
+
+@pytest.mark.parametrize("fit_name", ["h100_fit", "h200_fit"])
+def test_held_out_targets_of_issue_5(fit_name, request):
+    """Held-out records (every other shape of each group), under the fitted profile: median <= 10% and
+    p90 <= 25% per op class and per production source -- except PyTorch's flash decode on H200 (see
+    test_validation.test_flash_decode_misses_p90_on_h200_only)."""
+    fit = request.getfixturevalue(fit_name)
+    for op, st in fit["held_out_by_op"].items():
+        assert st["median_abs"] <= 0.10 and st["p90_abs"] <= 0.25, op
+    for source in PRODUCTION:
+        st = fit["held_out_by_source"][source]
+        assert st["median_abs"] <= 0.10, source
+        if not (fit_name == "h200_fit" and source == "torch-sdpa-flash"):
+            assert st["p90_abs"] <= 0.25, source
+
+
+def test_state_update_curve_is_fitted_and_used(h100_fit):
+    eff = h100_fit["efficiency"]
+    assert 0.5 < eff["state_update_max"] <= 1
+    fitted = h100_fit["profile"].efficiency
+    assert fitted.for_state_updates().memory_max == eff["state_update_max"]
+    # an implementation table of its own wins over the top-level curve
+    gdn = fitted.for_source("fla/linear_decode/gdn").for_state_updates()
+    assert gdn.memory_max == h100_fit["implementations"]["fla/linear_decode/gdn"]["state_update_max"]
+
+
 def test_write_updates_the_profile_file(tmp_path, capsys):
     profile = tmp_path / "h100-copy.toml"
     shutil.copy(ROOT / "hardware_profiles" / "h100-sxm.toml", profile)

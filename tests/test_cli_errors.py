@@ -137,6 +137,16 @@ def test_bench_without_gpu_is_one_line(capsys, monkeypatch):
     assert_one_line_error(*run(capsys, "bench", "run"), "no NVIDIA GPU")
 
 
+def test_bench_model_step_without_gpu_is_one_line(capsys, monkeypatch):
+    import costsim.bench as bench
+
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    assert_one_line_error(*run(capsys, "bench", "model-step", "--quick"), "no NVIDIA GPU")
+    monkeypatch.setattr(bench.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(bench, "_has_torch_cuda", lambda: False)
+    assert_one_line_error(*run(capsys, "bench", "model-step"), "PyTorch with CUDA")
+
+
 @pytest.mark.parametrize("command", [["models"], ["hardware"], ["inspect"], ["estimate"], ["compare", "-H", "h100-sxm"],
                                      ["sweep", "--points", "3"]])
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])

@@ -29,11 +29,33 @@ def test_file_follows_schema(path):
     assert len({r["hardware"] for r in body}) == 1
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if "torch" not in p.name], ids=lambda p: p.name)
+CUDA_FILES = [p for p in FILES if "torch" not in p.name and "model-step" not in p.name]
+
+
+@pytest.mark.parametrize("path", CUDA_FILES, ids=lambda p: p.name)
 def test_microbench_files_cover_every_op(path):
     body = [r for r in read_measurements(path) if r.get("op")]
     assert len(body) >= 300
     assert {r["op"] for r in body} >= CORE_OPS
+
+
+@pytest.mark.parametrize("path", CUDA_FILES, ids=lambda p: p.name)
+def test_each_gpu_set_comes_from_one_bench_run(path):
+    """The CUDA and PyTorch records of a GPU were written by one `costsim bench run` (issue 4)."""
+    torch_file = path.with_name(path.stem + "-torch.jsonl")
+    headers = [read_measurements(p)[0] for p in (path, torch_file)]
+    assert all(h["invocation"].startswith("costsim bench run") for h in headers)
+    assert headers[0]["run_id"] == headers[1]["run_id"]
+    assert headers[0]["gpu_name"] == headers[1]["gpu_name"]
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if "model-step" in p.name], ids=lambda p: p.name)
+def test_model_step_files_cover_three_architectures_both_phases(path):
+    body = [r for r in read_measurements(path) if r.get("op")]
+    assert {r["op"] for r in body} == {"model_step"}
+    models = ("llama-3.1-8b", "qwen3-next-dense-ffn", "deepseek-v3-mla-16l")
+    assert {(r["model_name"], r["phase"]) for r in body} >= {(m, ph) for m in models for ph in ("decode", "prefill")}
+    assert all(r["cuda_graph"] for r in body)
 
 
 def test_bad_records_are_rejected(tmp_path):

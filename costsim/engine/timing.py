@@ -1,6 +1,6 @@
 """Execution time of a prefill or decode step on one device: a roofline per kernel class.
 
-For each class (GEMM, attention core, recurrent update, chunked scan, LM head):
+For each class (GEMM, attention core, recurrent update, chunked scan, elementwise, LM head):
     time = kernels x overhead + max(matrix FLOPs / (peak x e_c) + vector FLOPs / (vector peak x e_v),
                                     bytes / (bandwidth x e_m(bytes per kernel)))
 with efficiencies from the hardware profile that depend on the size of the work: a one-row GEMM
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costsim.families import elementwise, module_for, projection_matrices
 from costsim.families import ffn as ffn_family
-from costsim.families import module_for, projection_matrices
 from costsim.families.cost import ArrayLike, Cost, as_array, gemm_cost
 from costsim.spec.dtypes import Precision
 from costsim.spec.hardware import HardwareProfile
@@ -48,6 +48,28 @@ def _gemm_eff(hw: HardwareProfile, rows: np.ndarray) -> np.ndarray:
     return _saturating(as_array(rows), hw.efficiency.matmul_max, hw.efficiency.matmul_half_rows)
 
 
+# The kernel library the engine assumes for linear / delta / SSM layers (calibrate's --scan-source):
+# where the profile holds a fitted table for that library's kernel of this family, it is used.
+SCAN_SOURCE = "fla"
+RECURRENT_VARIANT = {"linear": "lightning", "mamba2": "mamba2", "mamba": "mamba"}
+
+
+def _recurrent_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfile:
+    from costsim.engine.stacked import StackedHardware
+
+    if isinstance(hw, StackedHardware):  # resolve per device, then stack again
+        return StackedHardware([_recurrent_profile(one, klass, mixer) for one in hw.profiles])
+    variant = getattr(mixer, "variant", None) or RECURRENT_VARIANT.get(mixer.family, mixer.family)
+    op = "linear_decode" if klass == "state_update" else "linear_prefill"
+    eff = hw.efficiency
+    key = f"{SCAN_SOURCE}/{op}/{variant}"
+    if key in eff.implementations:
+        eff = eff.for_source(key)
+    if klass == "state_update":
+        eff = eff.for_state_updates()
+    return hw if eff is hw.efficiency else hw.model_copy(update={"efficiency": eff})
+
+
 def _core_class(family: str, phase: str) -> str:
     if family in RECURRENT_FAMILIES:
         return "scan" if phase == "prefill" else "state_update"
@@ -64,11 +86,22 @@ def _core_eff(hw: HardwareProfile, klass: str, pairs_per_head: np.ndarray,
     return e.attention_max  # decode attention: compute rarely binds (MLA is the exception)
 
 
+def _elementwise_time(elements_per_token: list[float], tokens: np.ndarray, hw: HardwareProfile,
+                      p: Precision) -> np.ndarray:
+    """Streaming kernels, one by one: a fixed latency (about one HBM round trip; a one-token norm takes
+    ~1.4 us of device time) plus the bytes at the full streaming rate. The memory curve fitted on copies
+    of 1 MiB and more would charge a kilobyte kernel its ~3.5 us floor, twice what it takes."""
+    e = hw.efficiency
+    streamed = tokens * float(sum(elements_per_token)) * p.act_bytes / (hw.bandwidth_bytes_s * e.memory_max)
+    return len(elements_per_token) * e.elementwise_latency_s + streamed
+
+
 def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n: np.ndarray, c: np.ndarray,
                batch: np.ndarray, overhead_per_kernel: float) -> StepTime:
     d = spec.hidden_size
     tokens = batch * n
     by_class: dict[str, np.ndarray] = {}
+    kernels = 2.0  # final norm and LM head; every block adds its own below
 
     def add(klass: str, value: np.ndarray) -> None:
         by_class[klass] = by_class.get(klass, 0.0) + value
@@ -86,7 +119,12 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         gemm_kernels = len(projection_matrices(mixer, d))
         add("gemm", count * (_kernel_time(gemm, hw, p, _gemm_eff(hw, tokens))
                              + gemm_kernels * hw.efficiency.matmul_latency_s))
-        add(klass, count * _kernel_time(core, hw, p, _core_eff(hw, klass, pairs_per_head, core.flops_matrix)))
+        core_hw = _recurrent_profile(hw, klass, mixer) if klass in ("state_update", "scan") else hw
+        add(klass, count * _kernel_time(core, core_hw, p,
+                                        _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
+        small = elementwise.mixer_kernels(mixer, d)
+        add("elementwise", count * _elementwise_time(small, tokens, hw, p))
+        kernels += count * (gemm_kernels + 1 + len(small))
     for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
         rows = tokens
@@ -96,10 +134,15 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         ffn_kernels = 3 if isinstance(block, ffn_family.MoEFFN) or block.activation in ("swiglu", "geglu") else 2
         add("gemm", count * (_kernel_time(cost, hw, p, _gemm_eff(hw, rows))
                              + ffn_kernels * hw.efficiency.matmul_latency_s))
+        small = elementwise.ffn_kernels(block, d)
+        add("elementwise", count * _elementwise_time(small, tokens, hw, p))
+        kernels += count * (ffn_kernels + len(small))
+    add("elementwise", _elementwise_time(elementwise.final_norm_kernels(d), batch * np.ones_like(n), hw, p))
     head_rows = batch * np.ones_like(n)
     head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
     add("lm_head", _kernel_time(head, hw, p, _gemm_eff(hw, head_rows)))
-    add("overhead", spec.num_layers * hw.efficiency.kernels_per_layer * overhead_per_kernel * np.ones_like(n))
+    # the gap between consecutive kernels (a graph node's launch in decode, a host launch in prefill)
+    add("overhead", kernels * overhead_per_kernel * np.ones_like(n))
     total = sum(by_class.values())
     shape = np.broadcast_shapes(np.shape(total), np.shape(n), np.shape(c), np.shape(batch))
     return StepTime(total_s=np.broadcast_to(total, shape).copy(), by_class=by_class)

@@ -32,13 +32,29 @@ class Efficiency(BaseModel):
     scan_max: Fraction = Field(0.25, gt=0, le=1, description="chunked linear/delta/SSD scans, of dense peak")
     scan_half_flops: PositiveFloat = Field(1e8, description="scan FLOPs per kernel at which half of scan_max")
     vector_max: Fraction = Field(0.60, gt=0, le=1, description="elementwise and state-update work, of vector peak")
+    elementwise_latency_s: float = Field(
+        0.7e-6, ge=0, description="fixed time of one small elementwise kernel (norm, rotary, activation) beyond an "
+        "empty kernel's launch: about one dependent HBM round trip; its bytes then stream at memory_max")
+    state_update_max: Fraction | None = Field(
+        None, gt=0, le=1, description="recurrent state updates in decode (linear / delta / SSM), of datasheet BW; "
+        "unset: the memory curve above")
+    state_update_half_bytes: PositiveFloat | None = Field(
+        None, description="bytes per state-update kernel at which half of state_update_max; unset: memory_half_bytes")
     kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
     graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
-    kernels_per_layer: PositiveInt = Field(8, description="kernels one layer launches per step")
     implementations: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="per kernel implementation, keyed '<source>/<op>' (e.g. 'fla/linear_prefill'): fitted "
                     "values that replace the ones above for that implementation")
+
+    def for_state_updates(self) -> Efficiency:
+        """The memory curve recurrent state-update kernels follow (their own fit where calibrated)."""
+        update = {}
+        if self.state_update_max is not None:
+            update["memory_max"] = self.state_update_max
+        if self.state_update_half_bytes is not None:
+            update["memory_half_bytes"] = self.state_update_half_bytes
+        return self.model_copy(update=update) if update else self
 
     def for_source(self, source: str | None) -> Efficiency:
         """The efficiencies of one implementation: its fitted overrides on top of the defaults."""

@@ -25,10 +25,12 @@ SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
     "linear_decode": ("variant", "batch", "heads", "value_heads", "head_dim_k", "head_dim_v", "state_dtype"),
     # documented in microbench/NOTES.md: kernel-launch latency, plain and in a CUDA graph
     "launch": ("variant",),
+    # documented in microbench/NOTES.md: a whole decode step or prefill of a synthetic model (model_step.py)
+    "model_step": ("phase", "model", "batch", "context", "seq_len"),
 }
 
 KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdpa-cudnn", "torch-sdpa-math",
-                 "torch-sdpa-efficient", "torch-flex", "fla")
+                 "torch-sdpa-efficient", "torch-flex", "fla", "torch-model-step")
 LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
 
 
@@ -49,6 +51,8 @@ def _problem(record: dict[str, Any]) -> str | None:
         return f"time_s must be a positive number, got {t!r}"
     if record["source"] not in KNOWN_SOURCES:
         return f"source '{record['source']}' is not one of {', '.join(KNOWN_SOURCES)} (document new ones)"
+    if op == "model_step" and record["phase"] not in ("decode", "prefill"):
+        return f"phase '{record['phase']}' is not one of decode, prefill"
     if op.startswith("linear_") and record["variant"] not in LINEAR_VARIANTS:
         return f"variant '{record['variant']}' is not one of {', '.join(LINEAR_VARIANTS)}"
     for field in SHAPE_FIELDS[op]:

@@ -1,0 +1,703 @@
+#!/usr/bin/env python3
+"""End-to-end check (issue 5 item 4): whole synthetic model steps, timed with CUDA graphs.
+
+Builds models with random bf16 weights of real shapes (microbench/model_shapes.py) and times one
+decode step (batch B at context C, one new token each, KV/state cache of that size) and one prefill
+(B prompts of S tokens) per point, each captured once as a CUDA graph and replayed. The kernels are
+the ones a serving engine runs: cuBLAS GEMMs (QKV and gate/up fused), PyTorch SDPA (cuDNN or flash)
+for softmax attention, flash-linear-attention for Gated DeltaNet, and torch.compile-fused elementwise
+work (residual+RMSNorm, RoPE, SiLU*mul), so the comparison with `costsim` tests how it composes a
+step from kernel classes, not how good a naive PyTorch model is.
+
+Known departure: DeepSeek-like MLA decode runs the absorbed form with batched GEMMs and a separate
+softmax (no FlashMLA kernel here), which moves the (B, heads, C) score matrix through memory; the
+record says so (`attention_kernel`).
+
+    python3 microbench/model_step.py [--quick] [--out FILE.jsonl] [--log FILE] [--deadline S]
+                                     [--only llama-3.1-8b,qwen3-next-dense-ffn,deepseek-v3-mla-16l]
+
+Records: op `model_step` (fields in microbench/NOTES.md). Exit 4 if a check failed, 3 if a model
+crashed, else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_shapes import MODELS
+from torch_env import common_parser, gpu_header, hardware_slug
+
+DT = torch.bfloat16
+EPS = 1e-6
+# Logits of a whole random-weight model in bf16 against the same model in fp32-math attention and
+# unfused elementwise ops: rounding differences compound through 16-48 layers (2-3% seen on 32-layer
+# Llama); a wrong kernel or layout gives O(1). Each kernel alone is checked at 1e-2/2e-2 in torch_kernels.py.
+STEP_BOUND = 0.1
+DEV = "cuda"  # tests of the script's shapes on a CPU set this
+
+
+class Run:
+    quick = False
+    out = None
+    logf = None
+    t0 = 0.0
+    deadline = 300.0
+    model_end = 0.0
+    gpu_name = ""
+    hardware = ""
+    count = 0
+    fused = True
+
+    def __init__(self) -> None:
+        self.checks: list = []
+        self.errors: list = []
+
+
+R = Run()
+
+
+def log(msg: str) -> None:
+    line = f"[{time.time() - R.t0:8.1f}s] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    if R.logf:
+        R.logf.write(line + "\n")
+        R.logf.flush()
+
+
+# ---------------------------------------------------------------- fused elementwise work
+
+
+def _add_rms_norm(x, res, w):
+    r = x + res
+    rf = r.float()
+    y = rf * torch.rsqrt(rf.pow(2).mean(-1, keepdim=True) + EPS) * w.float()
+    return y.to(x.dtype), r
+
+
+def _rms_norm(x, w):
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + EPS) * w.float()).to(x.dtype)
+
+
+def _rot(t, cos, sin):
+    t1, t2 = t.float().chunk(2, -1)
+    return torch.cat((t1 * cos - t2 * sin, t2 * cos + t1 * sin), -1).to(t.dtype)
+
+
+def _rope(q, k, cos, sin):
+    return _rot(q, cos, sin), _rot(k, cos, sin)
+
+
+def _norm_rope(q, k, qw, kw, cos, sin):
+    return _rot(_rms_norm(q, qw), cos, sin), _rot(_rms_norm(k, kw), cos, sin)
+
+
+def _silu_mul(gu):
+    g, u = gu.chunk(2, -1)
+    return (F.silu(g.float()) * u.float()).to(gu.dtype)
+
+
+def _sigmoid_gate(o, gate):
+    return (o.float() * torch.sigmoid(gate.float())).to(o.dtype)
+
+
+def _gated_rms_norm(o, z, w):
+    of = o.float()
+    y = of * torch.rsqrt(of.pow(2).mean(-1, keepdim=True) + EPS) * w.float()
+    return (y * F.silu(z.float())).to(o.dtype)
+
+
+def _gdn_gates(ba, a_log, dt_bias):
+    b, a = ba.float().chunk(2, -1)
+    g = -torch.exp(a_log) * F.softplus(a + dt_bias)
+    return g, torch.sigmoid(b).to(ba.dtype)
+
+
+def _gdn_decode_conv(x, conv_state, conv_w):
+    """x (B, C) new inputs, conv_state (B, C, K-1), conv_w (C, K): silu(causal depthwise conv)."""
+    window = torch.cat((conv_state, x.unsqueeze(-1)), -1)
+    y = F.silu((window.float() * conv_w.float()).sum(-1)).to(x.dtype)
+    return y, window[..., 1:]
+
+
+def _softmax_masked(scores, mask, scale: float):
+    return torch.softmax(scores.float() * scale + mask, -1).to(scores.dtype)
+
+
+def _causal_conv_silu(x, w):
+    """Depthwise causal conv over time, x (B, S, C) as it comes out of the projection (no transpose),
+    w (C, K): y[t] = silu(sum_k w[:, k] x[t - K + 1 + k]); one fused pass like causal-conv1d's kernel."""
+    k_size, seq = w.shape[1], x.shape[1]
+    xp = F.pad(x, (0, 0, k_size - 1, 0))
+    acc = xp[:, 0:seq].float() * w[:, 0].float()
+    for k in range(1, k_size):
+        acc = acc + xp[:, k:k + seq].float() * w[:, k].float()
+    return F.silu(acc).to(x.dtype)
+
+
+FUNCS = {f.__name__: f for f in (_add_rms_norm, _rms_norm, _rope, _norm_rope, _silu_mul, _sigmoid_gate,
+                                 _gated_rms_norm, _gdn_gates, _gdn_decode_conv, _softmax_masked,
+                                 _causal_conv_silu)}
+K: dict = {}
+
+
+def set_fusion(on: bool) -> None:
+    """Static shapes first; Dynamo's automatic dynamic shapes then recompile once with only the dims that
+    changed (the row count) symbolic, so feature sizes stay constants in the index math (runtime divisors
+    made dynamic=True kernels several times slower than bandwidth). Reset per model."""
+    K.clear()
+    for name, fn in FUNCS.items():
+        K[name[1:]] = torch.compile(fn) if on else fn
+
+
+def sdpa(q, k, v, causal, backend):
+    from torch.nn.attention import sdpa_kernel
+
+    with sdpa_kernel([backend]):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=k.shape[1] != q.shape[1])
+
+
+def rope_tables(positions, dim, base=500000.0):
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, device=DEV, dtype=torch.float32) / dim))
+    ang = positions.float()[:, None] * inv[None, :]
+    return torch.cos(ang), torch.sin(ang)
+
+
+def w(*shape, std=None):
+    t = torch.randn(*shape, device=DEV, dtype=DT)
+    return t.mul_(std if std is not None else shape[0] ** -0.5)
+
+
+def ones(n):
+    return torch.ones(n, device=DEV, dtype=DT)
+
+
+# ---------------------------------------------------------------- layers
+
+
+def softmax_attn_weights(m, gated):
+    d, H, Hkv, D = m["hidden"], m["heads"], m["kv_heads"], m["head_dim"]
+    p = {"wqkv": w(d, H * D * (2 if gated else 1) + 2 * Hkv * D), "wo": w(H * D, d)}
+    if gated:
+        p["qn"], p["kn"] = ones(D), ones(D)
+    return p
+
+
+def softmax_attn(m, p, h, st, phase, ctx, backend, gated):
+    """h (B, S, d) -> (B, S, d). Cache st['k'], st['v'] (B, Hkv, Cmax, D); the new tokens go at [ctx, ctx+S)."""
+    B, S, _ = h.shape
+    H, Hkv, D = m["heads"], m["kv_heads"], m["head_dim"]
+    qkv = h @ p["wqkv"]
+    sizes = [H * D] + ([H * D] if gated else []) + [Hkv * D, Hkv * D]
+    parts = qkv.split(sizes, -1)
+    q, k, v = parts[0], parts[-2], parts[-1]
+    # fused elementwise work sees (rows, ...) with rows = B*S, so torch.compile keeps one graph per
+    # function (it specialises only rows == 1)
+    q, k = q.reshape(B * S, H, D), k.reshape(B * S, Hkv, D)
+    cos, sin = st["cos"], st["sin"]  # (B*S, 1, D/2)
+    if gated:
+        q, k = K["norm_rope"](q, k, p["qn"], p["kn"], cos, sin)
+    else:
+        q, k = K["rope"](q, k, cos, sin)
+    q, k, v = q.view(B, S, H, D), k.view(B, S, Hkv, D), v.view(B, S, Hkv, D)
+    st["k"][:, :, ctx:ctx + S].copy_(k.transpose(1, 2))
+    st["v"][:, :, ctx:ctx + S].copy_(v.transpose(1, 2))
+    o = sdpa(q.transpose(1, 2), st["k"][:, :, :ctx + S], st["v"][:, :, :ctx + S], phase == "prefill", backend)
+    o = o.transpose(1, 2).reshape(B, S, H * D)
+    if gated:
+        o = K["sigmoid_gate"](o.view(B * S, H * D), parts[1].reshape(B * S, H * D)).view(B, S, H * D)
+    return o @ p["wo"]
+
+
+def gdn_weights(m):
+    d, Hk, Hv, Dk, Dv, Kc = (m["hidden"], m["gdn_k_heads"], m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"],
+                             m["conv_kernel"])
+    conv = 2 * Hk * Dk + Hv * Dv
+    return {"w_qkvz": w(d, conv + Hv * Dv), "w_ba": w(d, 2 * Hv), "conv_w": w(conv, Kc, std=0.5),
+            "a_log": torch.log(torch.linspace(1, 16, Hv, device=DEV)), "dt_bias": torch.zeros(Hv, device=DEV),
+            "norm": ones(Dv), "w_out": w(Hv * Dv, d)}
+
+
+def gdn(m, p, h, st, phase):
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
+
+    B, S, _ = h.shape
+    Hk, Hv, Dk, Dv = m["gdn_k_heads"], m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"]
+    conv = 2 * Hk * Dk + Hv * Dv
+    qkvz = h @ p["w_qkvz"]
+    x, z = qkvz.split([conv, Hv * Dv], -1)
+    g, beta = K["gdn_gates"]((h @ p["w_ba"]).view(B * S, 2 * Hv), p["a_log"], p["dt_bias"])
+    g, beta = g.view(B, S, Hv), beta.view(B, S, Hv)
+    if phase == "decode":
+        y, new_state = K["gdn_decode_conv"](x[:, 0], st["conv"], p["conv_w"])
+        st["conv"].copy_(new_state)
+        y = y.unsqueeze(1)
+    else:
+        y = K["causal_conv_silu"](x, p["conv_w"])
+        st["conv"].copy_(x[:, S - (m["conv_kernel"] - 1):].transpose(1, 2))
+    q, k, v = y.split([Hk * Dk, Hk * Dk, Hv * Dv], -1)
+    # fla takes Hv > Hk (each key head serves Hv/Hk value heads) as is, and l2-normalises q, k in the kernel
+    q, k, v = q.reshape(B, S, Hk, Dk), k.reshape(B, S, Hk, Dk), v.reshape(B, S, Hv, Dv)
+    if phase == "decode":
+        o, _ = fused_recurrent_gated_delta_rule(q, k, v, g=g, beta=beta, scale=Dk ** -0.5,
+                                                initial_state=st["state"], output_final_state=True,
+                                                use_qk_l2norm_in_kernel=True)
+    else:
+        o, _ = chunk_gated_delta_rule(q, k, v, g, beta, scale=Dk ** -0.5, output_final_state=True,
+                                      use_qk_l2norm_in_kernel=True)
+    o = K["gated_rms_norm"](o.reshape(B * S, Hv, Dv), z.reshape(B * S, Hv, Dv), p["norm"])
+    return o.reshape(B, S, Hv * Dv) @ p["w_out"]
+
+
+def mla_weights(m):
+    d, H, qr, kr = m["hidden"], m["heads"], m["q_lora_rank"], m["kv_lora_rank"]
+    nope, rope, vd = m["qk_nope_head_dim"], m["qk_rope_head_dim"], m["v_head_dim"]
+    kv_b = w(kr, H * (nope + vd))
+    per_head = kv_b.view(kr, H, nope + vd)
+    return {"w_qa": w(d, qr), "qa_norm": ones(qr), "w_qb": w(qr, H * (nope + rope)),
+            "w_kva": w(d, kr + rope), "kva_norm": ones(kr), "w_kvb": kv_b,
+            # absorbed decode: W_UK (H, nope, kr) turns q_nope into a latent query, W_UV (H, kr, vd) the output
+            "w_uk": per_head[:, :, :nope].permute(1, 2, 0).contiguous(),
+            "w_uv": per_head[:, :, nope:].permute(1, 0, 2).contiguous(),
+            "wo": w(H * vd, d)}
+
+
+def mla(m, p, h, st, phase, ctx, backend):
+    B, S, _ = h.shape
+    H, kr = m["heads"], m["kv_lora_rank"]
+    nope, rope, vd = m["qk_nope_head_dim"], m["qk_rope_head_dim"], m["v_head_dim"]
+    q = (K["rms_norm"]((h @ p["w_qa"]).view(B * S, -1), p["qa_norm"]) @ p["w_qb"]).view(B, S, H, nope + rope)
+    kv = (h @ p["w_kva"]).view(B * S, kr + rope)
+    c_kv = K["rms_norm"](kv[:, :kr], p["kva_norm"]).view(B, S, kr)
+    q_rope, k_rope = K["rope"](q[..., nope:].reshape(B * S, H, rope), kv[:, kr:].unsqueeze(1), st["cos"], st["sin"])
+    q_rope, k_rope = q_rope.view(B, S, H, rope), k_rope.view(B, S, 1, rope)
+    st["cache"][:, ctx:ctx + S, :kr].copy_(c_kv)
+    st["cache"][:, ctx:ctx + S, kr:].copy_(k_rope.squeeze(2))
+    scale = (nope + rope) ** -0.5
+    if phase == "prefill":  # expanded (MHA) form, cheaper for a fresh prompt
+        kvb = (c_kv @ p["w_kvb"]).view(B, S, H, nope + vd)
+        k = torch.cat((kvb[..., :nope], k_rope.expand(B, S, H, rope)), -1)
+        qf = torch.cat((q[..., :nope], q_rope), -1)
+        v = kvb[..., nope:]
+        if st["pad_v"]:
+            v = F.pad(v, (0, nope + rope - vd))
+        o = sdpa(qf.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), True, backend)[..., :vd]
+        o = o.transpose(1, 2).reshape(B, S, H * vd)
+    else:  # absorbed (MQA over the latent cache)
+        q_lat = torch.bmm(q[:, 0, :, :nope].transpose(0, 1), p["w_uk"]).transpose(0, 1)  # (B, H, kr)
+        qf = torch.cat((q_lat, q_rope[:, 0]), -1)  # (B, H, kr + rope)
+        # the whole cache, rounded up to 8 tokens so cuBLAS gets aligned rows; `mask` hides the padding
+        cache = st["cache"]
+        scores = torch.bmm(qf, cache.transpose(1, 2))  # (B, H, C)
+        prob = K["softmax_masked"](scores.view(B * H, -1), st["mask"], scale).view(B, H, -1)
+        o_lat = torch.bmm(prob, cache[..., :kr])  # (B, H, kr)
+        o = torch.bmm(o_lat.transpose(0, 1), p["w_uv"]).transpose(0, 1).reshape(B, S, H * vd)
+    return o @ p["wo"]
+
+
+def ffn_weights(m):
+    return {"w_gu": w(m["hidden"], 2 * m["intermediate"]), "w_down": w(m["intermediate"], m["hidden"])}
+
+
+def ffn(p, h):
+    B, S, _ = h.shape
+    return (K["silu_mul"]((h @ p["w_gu"]).view(B * S, -1)) @ p["w_down"]).view(B, S, -1)
+
+
+# ---------------------------------------------------------------- model
+
+
+class Model:
+    def __init__(self, name):
+        m = MODELS[name]
+        self.name, self.m = name, m
+        d = m["hidden"]
+        self.kinds = []
+        for i in range(m["layers"]):
+            if m["kind"] == "hybrid_gdn":
+                self.kinds.append("gdn" if m["pattern"][i % len(m["pattern"])] == "G" else "gated_attn")
+            else:
+                self.kinds.append("mla" if m["kind"] == "mla" else "attn")
+        self.layers = []
+        for kind in self.kinds:
+            if kind == "gdn":
+                mix = gdn_weights(m)
+            elif kind == "mla":
+                mix = mla_weights(m)
+            else:
+                mix = softmax_attn_weights(m, kind == "gated_attn")
+            self.layers.append({"mix": mix, "ffn": ffn_weights(m), "n1": ones(d), "n2": ones(d)})
+        self.emb = w(m["vocab"], d, std=1.0)
+        self.final_norm = ones(d)
+        self.lm_head = w(d, m["vocab"])
+        self.weight_bytes = sum(t.numel() * t.element_size() for t in self._tensors())
+
+    def _tensors(self):
+        yield self.emb
+        yield self.final_norm
+        yield self.lm_head
+        for layer in self.layers:
+            for part in layer.values():
+                if isinstance(part, dict):
+                    for k, t in part.items():
+                        if k not in ("w_uk", "w_uv"):  # views of w_kvb kept contiguous for decode
+                            yield t
+                else:
+                    yield part
+
+    def state(self, B, cmax, S, ctx):
+        """Cache for `cmax` tokens per sequence, rope tables for positions [ctx, ctx+S)."""
+        m = self.m
+        states = []
+        for kind in self.kinds:
+            if kind == "gdn":
+                conv = 2 * m["gdn_k_heads"] * m["gdn_head_k"] + m["gdn_v_heads"] * m["gdn_head_v"]
+                states.append({
+                    "conv": torch.zeros(B, conv, m["conv_kernel"] - 1, device=DEV, dtype=DT),
+                    "state": torch.randn(B, m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"], device=DEV,
+                                         dtype=torch.float32).mul_(0.01)})
+            elif kind == "mla":
+                padded = -(-cmax // 8) * 8
+                mask = torch.zeros(padded, device=DEV)
+                mask[cmax:] = float("-inf")
+                states.append({"cache": torch.randn(B, padded, m["kv_lora_rank"] + m["qk_rope_head_dim"],
+                                                    device=DEV, dtype=DT), "mask": mask})
+            else:
+                shape = (B, m["kv_heads"], cmax, m["head_dim"])
+                states.append({"k": torch.randn(*shape, device=DEV, dtype=DT),
+                               "v": torch.randn(*shape, device=DEV, dtype=DT)})
+        rope_dim = m.get("qk_rope_head_dim", m.get("head_dim"))
+        cos, sin = rope_tables(torch.arange(ctx, ctx + S, device=DEV).repeat(B), rope_dim)  # per row (B*S)
+        for s in states:
+            s["cos"], s["sin"] = cos[:, None, :], sin[:, None, :]
+        return states
+
+    def step(self, tokens, states, phase, ctx, backend):
+        """tokens (B, S) -> logits of the last position (B, vocab)."""
+        B, S = tokens.shape
+        d = self.m["hidden"]
+        x = self.emb[tokens].view(B * S, d)
+        res = torch.zeros_like(x)
+        for kind, layer, st in zip(self.kinds, self.layers, states, strict=True):
+            h, res = K["add_rms_norm"](x.view(B * S, d), res, layer["n1"])
+            h = h.view(B, S, d)
+            if kind == "gdn":
+                x = gdn(self.m, layer["mix"], h, st, phase)
+            elif kind == "mla":
+                x = mla(self.m, layer["mix"], h, st, phase, ctx, backend)
+            else:
+                x = softmax_attn(self.m, layer["mix"], h, st, phase, ctx, backend, kind == "gated_attn")
+            h, res = K["add_rms_norm"](x.view(B * S, d), res, layer["n2"])
+            x = ffn(layer["ffn"], h.view(B, S, d))
+        h, _ = K["add_rms_norm"](x.view(B * S, d), res, self.final_norm)
+        return h.view(B, S, d)[:, -1] @ self.lm_head
+
+
+# ---------------------------------------------------------------- timing
+
+
+def rel_err(a, b):
+    a, b = a.float(), b.float()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def time_step(fn, target_s):
+    """Capture fn in a CUDA graph and replay it; returns (stats, used_graph). Falls back to timing plain
+    launches where capture fails (reported in the record)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            out = fn()
+        run = graph.replay
+        used_graph = True
+    except Exception as exc:
+        log(f"  graph capture failed ({str(exc).splitlines()[0][:160]}); timing plain launches")
+        graph, out, run, used_graph = None, None, fn, False
+        torch.cuda.synchronize()
+    run()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    run()
+    torch.cuda.synchronize()
+    one = max(time.perf_counter() - t, 1e-6)
+    reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for i in range(reps):
+        starts[i].record()
+        run()
+        ends[i].record()
+    torch.cuda.synchronize()
+    ts = sorted(s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends, strict=True))
+
+    def q(p):
+        return ts[min(len(ts) - 1, round(p * (len(ts) - 1)))]
+
+    del graph, out
+    return {"med": q(0.5), "p10": q(0.1), "p90": q(0.9), "reps": reps}, used_graph
+
+
+KERNEL_CLASSES = (  # (class, substrings of the kernel name), first match wins
+    ("attention", ("flash", "fmha", "cudnn", "attention", "sdpa")),
+    ("scan", ("chunk", "recurrent", "delta", "fwd_kernel", "fla")),
+    ("gemm", ("gemm", "cutlass", "xmma", "nvjet", "sm90", "cublas", "splitk", "reduce_kernel")),
+    ("elementwise", ("triton_", "elementwise", "vectorized", "copy", "cat", "index", "softmax", "conv", "fill")),
+)
+
+
+def kernel_class(name: str) -> str:
+    n = name.lower()
+    for klass, keys in KERNEL_CLASSES:
+        if any(k in n for k in keys):
+            return klass
+    return "other"
+
+
+def profile_step(fn):
+    """One eager step under the profiler: kernel count, device time per kernel class, top kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    by_class: dict = {}
+    by_name: dict = {}
+    for e in kernels:
+        us = e.device_time if hasattr(e, "device_time") else e.cuda_time
+        by_class[kernel_class(e.name)] = by_class.get(kernel_class(e.name), 0.0) + us * 1e-6
+        by_name[e.name] = by_name.get(e.name, 0.0) + us * 1e-6
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:12]
+    return len(kernels), {k: round(v, 7) for k, v in sorted(by_class.items())}, top
+
+
+def choose_backend(model, phase):
+    """The first SDPA backend whose whole step matches the math on a small shape (and, for MLA prefill,
+    whether V must be padded to the QK head dim)."""
+    from torch.nn.attention import SDPBackend
+
+    # cuDNN first, as the engine's calibrated profile assumes (and the faster of the two on H100)
+    order = [("torch-sdpa-cudnn", SDPBackend.CUDNN_ATTENTION), ("torch-sdpa-flash", SDPBackend.FLASH_ATTENTION)]
+    B, S = (1, 300) if phase == "prefill" else (2, 1)
+    ctx = 0 if phase == "prefill" else 257
+    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+    def fresh_states(pad_v):
+        # the same cache contents for every run: a decode step updates the conv state in place
+        torch.manual_seed(11)
+        states = model.state(B, ctx + S, S, ctx)
+        for s in states:
+            s["pad_v"] = pad_v
+        return states
+
+    for pad_v in ((False, True) if model.m["kind"] == "mla" and phase == "prefill" else (False,)):
+        ref = None
+        try:
+            with torch.inference_mode():
+                from torch.nn.attention import sdpa_kernel
+
+                with sdpa_kernel([SDPBackend.MATH]):
+                    set_fusion(False)
+                    ref = model.step(tokens, fresh_states(pad_v), phase, ctx, SDPBackend.MATH)
+        finally:
+            set_fusion(R.fused)
+        for label, backend in order:
+            try:
+                with torch.inference_mode():
+                    out = model.step(tokens, fresh_states(pad_v), phase, ctx, backend)
+                torch.cuda.synchronize()
+            except Exception as exc:
+                log(f"  {model.name} {phase}: {label} (pad_v={pad_v}) refused: {str(exc).splitlines()[0][:140]}")
+                continue
+            err = rel_err(out, ref)
+            ok = bool(torch.isfinite(out).all()) and err < STEP_BOUND
+            R.checks.append((f"{model.name} {phase} step via {label} vs math reference", err, ok))
+            log(f"CHECK {model.name} {phase} B={B} S={S} ctx={ctx} {label} pad_v={pad_v} fused={R.fused}: "
+                f"rel_err {err:.3e} (bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
+            if ok:
+                return label, backend, pad_v
+    return None, None, False
+
+
+def check_cache_consistency(model):
+    """Logits of a prefill of S tokens must equal those of a prefill of S-1 then one decode step: checks
+    the cache writes, rope positions and (MLA) the absorbed decode against the expanded prefill."""
+    from torch.nn.attention import SDPBackend
+
+    B, S = 2, 65
+    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+    with torch.inference_mode():
+        st = model.state(B, S, S, 0)
+        for s in st:
+            s["pad_v"] = False
+        full = model.step(tokens, st, "prefill", 0, SDPBackend.MATH)
+        st = model.state(B, S, S - 1, 0)
+        for s in st:
+            s["pad_v"] = False
+        model.step(tokens[:, :-1], st, "prefill", 0, SDPBackend.MATH)
+        cos, sin = rope_tables(torch.arange(S - 1, S, device=DEV).repeat(B), st[0]["cos"].shape[-1] * 2)
+        for s in st:
+            s["cos"], s["sin"] = cos[:, None, :], sin[:, None, :]
+        last = model.step(tokens[:, -1:], st, "decode", S - 1, SDPBackend.MATH)
+    err = rel_err(last, full)
+    ok = bool(torch.isfinite(last).all()) and err < 3e-2
+    R.checks.append((f"{model.name} prefill(S) vs prefill(S-1)+decode", err, ok))
+    log(f"CHECK {model.name} logits of prefill(S={S}) vs prefill(S-1) + decode step: rel_err {err:.3e} "
+        f"(bound 3e-2) {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def emit(rec):
+    R.out.write(json.dumps(rec) + "\n")
+    R.out.flush()
+    R.count += 1
+
+
+def run_model(name):
+    m = MODELS[name]
+    log(f"=== {name}: building ({m['layers']} layers)")
+    if R.fused:
+        torch._dynamo.reset()  # compiled kernels specialise on this model's feature sizes
+        set_fusion(True)
+    torch.manual_seed(0)
+    model = Model(name)
+    log(f"  weights {model.weight_bytes / 2**30:.2f} GiB")
+    if m["kind"] != "hybrid_gdn" and not check_cache_consistency(model):  # (GDN state is not carried over)
+        R.errors.append((name, "cache consistency check failed"))
+        return
+    mix_kinds = sorted(set(model.kinds))
+    points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
+    if R.quick:
+        points = [("decode", *m["decode"][0]), ("prefill", *m["prefill"][0])]
+    kernels = {}
+    chosen = {}
+    for phase, B, n in points:
+        if time.time() > R.model_end:
+            log(f"  {name}: model budget reached, skipping the remaining points")
+            break
+        if phase not in chosen:
+            chosen[phase] = choose_backend(model, phase)
+            if chosen[phase][0] is None:
+                R.errors.append((name, f"no attention backend passed the {phase} check"))
+                log(f"  {name} {phase}: no backend passed the check; not timed")
+        label, backend, pad_v = chosen[phase]
+        if label is None:
+            continue
+        ctx, S = (n, 1) if phase == "decode" else (0, n)
+        try:
+            states = model.state(B, ctx + S, S, ctx)
+            for s in states:
+                s["pad_v"] = pad_v
+            tokens = torch.randint(0, m["vocab"], (B, S), device=DEV)
+
+            def fn(model=model, tokens=tokens, states=states, phase=phase, ctx=ctx, backend=backend):
+                with torch.inference_mode():
+                    return model.step(tokens, states, phase, ctx, backend)
+
+            profiled = None
+            if phase not in kernels:
+                fn()
+                torch.cuda.synchronize()
+                try:
+                    kernels[phase], profiled, top = profile_step(fn)
+                    log(f"  profile {phase} B={B} n={n} (eager, device time by class, s): {profiled}")
+                    for kname, sec in top:
+                        log(f"    {sec * 1e3:9.3f} ms  {kname[:150]}")
+                except Exception as exc:  # the profiler is a nicety; never lose the timing to it
+                    log(f"  profiler failed: {exc!r}")
+                    kernels[phase] = None
+            t, used_graph = time_step(fn, 0.15 if R.quick else 0.6)
+        except torch.OutOfMemoryError:
+            log(f"  {name} {phase} B={B} n={n}: out of memory, skipped")
+            states = None
+            torch.cuda.empty_cache()
+            continue
+        except Exception as exc:
+            log(f"  {name} {phase} B={B} n={n}: {exc!r}\n{traceback.format_exc(limit=5)}")
+            R.errors.append((name, repr(exc)))
+            states = None
+            torch.cuda.empty_cache()
+            continue
+        states = None
+        torch.cuda.empty_cache()
+        rec = {"op": "model_step", "phase": phase, "model": m["model"], "model_name": name,
+               "layers": m["layers"], "mixers": mix_kinds, "batch": B, "context": ctx, "seq_len": S,
+               "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
+               "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
+               "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
+               "attention_kernel": ("torch-bmm-absorbed-mla" if m["kind"] == "mla" and phase == "decode"
+                                    else label + ("+pad_v" if pad_v else "")),
+               "weights_bytes": model.weight_bytes}
+        if profiled:
+            rec["profile_s_by_class"] = profiled  # one eager step under the profiler, first point of the phase
+        if m["kind"] == "hybrid_gdn":
+            rec["scan_kernel"] = "fla " + ("fused_recurrent_gated_delta_rule" if phase == "decode"
+                                           else "chunk_gated_delta_rule")
+        emit(rec)
+        log(f"  {name:22s} {phase:7s} B={B:4d} ctx={ctx:6d} S={S:6d} {t['med'] * 1e3:9.3f} ms "
+            f"(p10 {t['p10'] * 1e3:.3f}, p90 {t['p90'] * 1e3:.3f}, {t['reps']} reps, graph={used_graph}, "
+            f"{kernels[phase]} kernels)")
+    del model
+    torch.cuda.empty_cache()
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    ap = common_parser(__doc__, 300.0, list(MODELS))
+    ap.add_argument("--no-fuse", action="store_true", help="plain eager elementwise ops (no torch.compile)")
+    a = ap.parse_args(argv[1:])
+    R.t0 = time.time()
+    R.quick = a.quick
+    R.deadline = a.deadline or (90.0 if a.quick else 300.0)
+    R.logf = open(a.log, "w") if a.log else None  # noqa: SIM115
+    if not torch.cuda.is_available():
+        print("model_step.py: no CUDA GPU visible to PyTorch", file=sys.stderr)
+        return 2
+    R.gpu_name = torch.cuda.get_device_name(0)
+    R.hardware = hardware_slug(R.gpu_name)
+    R.fused = not a.no_fuse
+    set_fusion(R.fused)
+    R.out = sys.stdout if a.out == "-" else open(a.out, "w")  # noqa: SIM115
+    h = gpu_header(R.gpu_name, R.hardware, argv, R.quick, fused_elementwise=R.fused, deadline_s=R.deadline)
+    R.out.write(json.dumps(h) + "\n")
+    log(json.dumps(h))
+    names = [n for n in MODELS if n in a.only.split(",")]
+    for i, name in enumerate(names):
+        left = R.t0 + R.deadline - time.time()
+        if left <= 0:
+            log(f"deadline reached before {name}")
+            R.errors.append((name, "deadline"))
+            continue
+        R.model_end = time.time() + left / (len(names) - i)
+        try:
+            run_model(name)
+        except Exception as exc:
+            log(f"{name} crashed: {exc!r}\n{traceback.format_exc()}")
+            R.errors.append((name, repr(exc)))
+        torch.cuda.empty_cache()
+    nfail = sum(1 for c in R.checks if not c[2])
+    log(f"=== summary: checks {len(R.checks) - nfail}/{len(R.checks)} pass, {R.count} records, "
+        f"wall {time.time() - R.t0:.0f} s")
+    for name, msg in R.errors:
+        log(f"  error: {name}: {msg}")
+    if R.out is not sys.stdout:
+        R.out.close()
+    return 4 if nfail else (3 if R.errors else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""What the PyTorch-side benchmarks (torch_kernels.py, model_step.py) record about the machine."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import subprocess
+import sys
+
+import torch
+
+
+def hardware_slug(name: str) -> str:
+    """costsim's profile name for the GPU the machine reports (never the kind that was asked for)."""
+    n = name.upper()
+    if "H200" in n:
+        return "h200"
+    if "H100" in n:
+        return "h100-pcie" if "PCIE" in n else "h100-sxm"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _version(module: str) -> str | None:
+    try:
+        return getattr(__import__(module), "__version__", "?")
+    except Exception as exc:
+        return f"not importable ({exc.__class__.__name__})"
+
+
+def gpu_header(gpu_name: str, hardware: str, argv: list[str], quick: bool, **extra) -> dict:
+    """The header record: GPU, driver, clocks, library versions, date and the command line."""
+    props = torch.cuda.get_device_properties(0)
+    h = {"record": "header", "gpu_name": gpu_name, "hardware": hardware}
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem,power.limit,"
+                              "temperature.gpu", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+        parts = [p.strip() for p in smi.stdout.strip().splitlines()[0].split(",")]
+        h["driver"] = parts[0]
+        h["nvidia_smi_clocks_sm_max_mem_max_powerlimit_temp"] = ", ".join(parts[1:])
+    except Exception as exc:
+        h["driver"] = f"unknown ({exc.__class__.__name__})"
+    h.update(torch=torch.__version__, cuda_runtime=torch.version.cuda,
+             cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+             compute_capability=f"{props.major}.{props.minor}", sm_count=props.multi_processor_count,
+             memory_bytes=props.total_memory, triton=_version("triton"), fla=_version("fla"),
+             date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             command=" ".join([sys.executable, *argv]), mode="quick" if quick else "full", **extra)
+    return h
+
+
+def common_parser(doc: str, full_deadline_s: float, only: list[str]) -> argparse.ArgumentParser:
+    """--quick, --out, --log, --deadline and --only, as both PyTorch-side benchmarks take them."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="-")
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--deadline", type=float, default=None,
+                    help=f"seconds (default {full_deadline_s:g}; 90 with --quick)")
+    ap.add_argument("--only", default=",".join(only))
+    return ap
