@@ -80,4 +80,54 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     return serve(spec, hw, dep, n, b, target)
 
 
-__all__ = ["estimate", "inspect_model", "list_hardware", "list_models", "load_model"]
+def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,
+         tpot_ms: float | None = None, ttft_s: float | None = None, max_devices: int = 72,
+         price: float | None = None, weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
+         overlap: bool = True) -> dict[str, Any]:
+    """The `costsim plan` result: every parallel layout up to max_devices, the cheapest per output Mtok
+    ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones."""
+    from costsim.engine.parallel import plan as run_plan
+    from costsim.errors import CostsimError
+    from costsim.hardware import load_hardware
+    from costsim.spec.deployment import Deployment
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    check_price(price)
+    for name, value in (("--tpot-ms", tpot_ms), ("--ttft-s", ttft_s)):
+        if value is not None and not value > 0:
+            raise CostsimError(f"{name}: must be a positive number, got {value}")
+    if max_devices < 1 or max_devices > 4096:
+        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+    hw = load_hardware(hardware, usd_per_hour=price)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    return run_plan(spec, hw, dep, parse_tokens(context, "--context"),
+                    None if tpot_ms is None else tpot_ms / 1e3, ttft_s, max_devices, overlap)
+
+
+def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *,
+                    layout: str = "tp=8", context: int | str = 32768, batch: int | str | None = "auto",
+                    tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
+                    kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True) -> dict[str, Any]:
+    """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
+    from costsim.engine.parallel import evaluate_layout
+    from costsim.errors import CostsimError
+    from costsim.hardware import load_hardware
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import parse_layout
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    check_price(price)
+    if tpot_ms is not None and not tpot_ms > 0:
+        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    hw = load_hardware(hardware, usd_per_hour=price)
+    b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    result = evaluate_layout(spec, hw, dep, parse_layout(layout), parse_tokens(context, "--context"), b,
+                             None if tpot_ms is None else tpot_ms / 1e3, overlap)
+    return {"model": spec.name, "hardware": hw.name, "context_tokens": parse_tokens(context, "--context"),
+            **result}
+
+
+__all__ = ["estimate", "estimate_layout", "inspect_model", "list_hardware", "list_models", "load_model", "plan"]

@@ -145,12 +145,27 @@ def estimate(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
+                                                   "see costsim plan")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
     from costsim.api import estimate as run_estimate
 
+    if layout is not None:
+        from costsim.api import estimate_layout
+
+        if prompt is not None or output_tokens is not None:
+            from costsim.errors import CostsimError
+
+            raise CostsimError("--layout works with --context (not request mode); drop --prompt/--output-tokens")
+        res = estimate_layout(model, hardware, layout=layout, context=context, batch=batch, tpot_ms=tpot_ms,
+                              price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
+                              state=state_dtype.value)
+        _render(fmt, output, res, [_plan_row(res)], lambda: _plan_table([res], f"{res['model']} on "
+                f"{res['hardware']} x {res['devices']} at {res['context_tokens']:,} tokens"))
+        return
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
                           weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
                           prompt=prompt, output_tokens=output_tokens)
@@ -184,6 +199,81 @@ def _estimate_table(r: dict[str, Any]) -> str:
     if "prompt_tokens" in r:
         title += f" ({r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output)"
     return dumps_table(["quantity", "value"], rows, title=title)
+
+
+PLAN_COLUMNS = ["layout", "devices", "fits", "batch", "TPOT ms", "TPOT@1 ms", "TTFT s", "$/Mtok out",
+                "$/Mtok in", "weights/dev", "cache/seq/dev", "note"]
+
+
+def _plan_row(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("devices", "fits_memory", "batch", "max_batch", "tpot_s", "tpot_batch1_s", "ttft_s",
+            "usd_per_mtok_output", "usd_per_mtok_input", "weight_bytes_per_device",
+            "cache_bytes_per_sequence_per_device", "comm_share_of_tpot", "reason")
+    return {"layout": r["label"], **r.get("layout", {}), **{k: r.get(k) for k in keys}}
+
+
+def _plan_table(rows: list[dict[str, Any]], title: str) -> str:
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_bytes
+
+    def cell(r: dict[str, Any], key: str, fmt: str) -> str:
+        return format(r[key], fmt) if r.get(key) is not None else "-"
+
+    body = [[r["label"], r["devices"], "yes" if r.get("fits_memory") else "no", r.get("batch", "-"),
+             cell(r, "tpot_s", ".2e") if r.get("tpot_s") is None else f"{r['tpot_s'] * 1e3:,.2f}",
+             "-" if r.get("tpot_batch1_s") is None else f"{r['tpot_batch1_s'] * 1e3:,.2f}",
+             "-" if r.get("ttft_s") is None else f"{r['ttft_s']:,.2f}",
+             cell(r, "usd_per_mtok_output", ",.3f"), cell(r, "usd_per_mtok_input", ",.3f"),
+             fmt_bytes(r["weight_bytes_per_device"]) if "weight_bytes_per_device" in r else "-",
+             fmt_bytes(r["cache_bytes_per_sequence_per_device"]) if "cache_bytes_per_sequence_per_device" in r
+             else "-", r.get("reason", "")] for r in rows]
+    return dumps_table(PLAN_COLUMNS, body, title=title)
+
+
+@app.command()
+def plan(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-70b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
+    context: ContextOpt = "128k",
+    tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="latency target per output token")] = None,
+    ttft_s: Annotated[float | None, typer.Option("--ttft-s", help="latency target for the first token")] = None,
+    max_devices: Annotated[int, typer.Option(help="largest layout to consider")] = 72,
+    no_overlap: Annotated[bool, typer.Option("--no-overlap", help="do not hide ring-attention traffic "
+                                                                  "behind compute")] = False,
+    show: Annotated[int, typer.Option(help="feasible layouts listed in the table (cheapest first)")] = 10,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Parallel layouts (tp, cp, pp, ep) of one model on up to --max-devices accelerators: the cheapest
+    per output token, the fastest, the smallest, and why the others were rejected."""
+    from costsim.api import plan as run_plan
+
+    res = run_plan(model, hardware, context=context, tpot_ms=tpot_ms, ttft_s=ttft_s, max_devices=max_devices,
+                   price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
+                   overlap=not no_overlap)
+    rows = [_plan_row(r) for r in res["feasible"]] + [_plan_row(r) for r in res["rejected"]]
+
+    def table() -> str:
+        head = f"{res['model']} on {res['hardware']} at {res['context_tokens']:,} tokens"
+        if "chosen" not in res:
+            text = _plan_table(res["rejected"][:show], f"{head}: no layout works ({res['none_because']})")
+            return text + f"\n\n{len(res['rejected'])} layouts rejected; raise --max-devices or relax the targets"
+        picks = [dict(res[k], label=f"{k}: {res[k]['label']}") for k in ("chosen", "fastest", "fewest_devices")]
+        text = _plan_table(picks, f"{head}: chosen = cheapest per output token")
+        text += "\n\n" + _plan_table(res["feasible"][:show], f"{len(res['feasible'])} feasible layouts, "
+                                                               f"cheapest first (top {show})")
+        reasons: dict[str, int] = {}
+        for r in res["rejected"]:
+            key = r["reason"].split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        text += "\n\nrejected: " + "; ".join(f"{n} x {k}" for k, n in sorted(reasons.items(), key=lambda x: -x[1]))
+        return text
+
+    _render(fmt, output, res, rows, table)
 
 
 @app.command()

@@ -1,0 +1,66 @@
+"""A parallel layout of one model replica over several devices (issue 7).
+
+    devices per replica = tp x cp x pp
+    tp: tensor parallel (heads, FFN width, vocabulary split; two all-reduces per layer)
+    cp: context parallel (the prompt and the cache split along the sequence; ring attention in prefill)
+    pp: pipeline parallel (consecutive layers per stage; activations passed stage to stage)
+    ep: expert parallel, MoE experts spread over ep of the tp x cp devices of a stage (all-to-all
+        dispatch and combine instead of the FFN all-reduce); 1 = experts split by tp like a dense FFN
+    dp: independent replicas (throughput and cost scale together; $/token unchanged)
+
+Devices are numbered tp fastest, then cp, then pp, so a group of g devices at stride s sits inside
+the scale-up domain (NVLink, ICI) when g x s <= the domain size.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from costsim.errors import CostsimError
+
+FIELDS = ("tp", "cp", "pp", "ep", "dp")
+
+
+class Layout(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: PositiveInt = 1
+    cp: PositiveInt = 1
+    pp: PositiveInt = 1
+    ep: PositiveInt = 1
+    dp: PositiveInt = 1
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.cp * self.pp
+
+    @property
+    def devices(self) -> int:
+        return self.devices_per_replica * self.dp
+
+    def label(self) -> str:
+        return ",".join(f"{k}={getattr(self, k)}" for k in FIELDS if getattr(self, k) != 1) or "single"
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in FIELDS}
+
+
+def parse_layout(text: str) -> Layout:
+    """'tp=8,pp=2' (any of tp, cp, pp, ep, dp; missing ones are 1). One-line errors name the fix."""
+    values: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in FIELDS:
+            raise CostsimError(f"--layout: '{part}' is not key=value with key one of {', '.join(FIELDS)} "
+                               "(e.g. tp=8,pp=2)")
+        try:
+            number = int(value)
+        except ValueError:
+            raise CostsimError(f"--layout: {key}={value!r} is not a whole number; use e.g. {key}=2") from None
+        if number < 1:
+            raise CostsimError(f"--layout: {key} must be at least 1, got {number}")
+        values[key] = number
+    if not values:
+        raise CostsimError("--layout: empty; give e.g. tp=8 or tp=4,pp=2")
+    return Layout(**values)
