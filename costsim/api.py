@@ -130,4 +130,28 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
             **result}
 
 
-__all__ = ["estimate", "estimate_layout", "inspect_model", "list_hardware", "list_models", "load_model", "plan"]
+def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, prompt: int | str = 32768,
+                 output_tokens: int | str = 1024, prefill_layout: str = "tp=8", decode_layout: str = "tp=8",
+                 tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
+                 kv_cache: str = "bf16", state: str = "fp32") -> dict[str, Any]:
+    """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
+    from costsim.engine.parallel import disaggregated
+    from costsim.errors import CostsimError
+    from costsim.hardware import load_hardware
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import parse_layout
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    check_price(price)
+    if tpot_ms is not None and not tpot_ms > 0:
+        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    hw = load_hardware(hardware, usd_per_hour=price)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    return disaggregated(spec, hw, dep, parse_tokens(prompt, "--prompt"),
+                         parse_tokens(output_tokens, "--output-tokens"), parse_layout(prefill_layout),
+                         parse_layout(decode_layout), None if tpot_ms is None else tpot_ms / 1e3)
+
+
+__all__ = ["disaggregate", "estimate", "estimate_layout", "inspect_model", "list_hardware", "list_models",
+           "load_model", "plan"]

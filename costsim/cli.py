@@ -44,6 +44,24 @@ StateDtypeOpt = Annotated[Dtype, typer.Option(help="recurrent state type")]
 PriceOpt = Annotated[float | None, typer.Option(help="override the profile's USD per device-hour")]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="write to this file instead of stdout")]
 ContextOpt = Annotated[str, typer.Option("--context", "-c", help="context tokens: 8192, 128k, 1M, 10M")]
+LayoutOpt = Annotated[str | None, typer.Option(help="several devices per system: tp=8,pp=2 (tp, cp, pp, ep, dp)")]
+PlanOpt = Annotated[str | None, typer.Option("--plan", help="auto: the cheapest layout per point up to "
+                                                            "--max-devices (docs/deployments.md)")]
+MaxDevicesOpt = Annotated[int, typer.Option(help="with --plan auto: the largest layout considered")]
+
+
+def _layout_choice(layout: str | None, plan_mode: str | None, max_devices: int):
+    """(Layout or None, plan_auto) from --layout / --plan, with one-line errors."""
+    from costsim.errors import CostsimError
+    from costsim.spec.layout import parse_layout
+
+    if plan_mode is not None and plan_mode.strip().lower() != "auto":
+        raise CostsimError(f"--plan: only 'auto' is understood, got {plan_mode!r}; or give --layout tp=8,...")
+    if layout is not None and plan_mode is not None:
+        raise CostsimError("--layout and --plan auto exclude each other; give one")
+    if not 1 <= max_devices <= 4096:
+        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+    return (parse_layout(layout) if layout is not None else None), plan_mode is not None
 
 
 def _precision(weights: Dtype, kv: Dtype, state: Dtype):
@@ -277,6 +295,52 @@ def plan(
 
 
 @app.command()
+def disaggregate(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-70b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
+    prompt: Annotated[str, typer.Option(help="prompt tokens per request")] = "32k",
+    output_tokens: Annotated[str, typer.Option(help="generated tokens per request")] = "1k",
+    prefill_layout: Annotated[str, typer.Option(help="layout of one prefill replica, e.g. tp=4")] = "tp=8",
+    decode_layout: Annotated[str, typer.Option(help="layout of one decode replica, e.g. tp=8")] = "tp=8",
+    tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="latency target per output token")] = None,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """Prefill and decode on separate pools: pool sizes, KV transfer, TTFT, $ per request, vs colocated."""
+    from costsim.api import disaggregate as run
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_bytes
+
+    r = run(model, hardware, prompt=prompt, output_tokens=output_tokens, prefill_layout=prefill_layout,
+            decode_layout=decode_layout, tpot_ms=tpot_ms, price=price, weights=weight_dtype.value,
+            kv_cache=kv_dtype.value, state=state_dtype.value)
+    flat = {k: v for k, v in r.items() if not isinstance(v, dict)}
+    for part in ("prefill", "decode", "colocated"):
+        flat.update({f"{part}_{k}": v for k, v in r[part].items() if not isinstance(v, dict)})
+
+    def table() -> str:
+        p, d, c = r["prefill"], r["decode"], r["colocated"]
+        rows = [["prefill replica", f"{p['label']} ({p['devices']} devices), {p['time_s']:,.2f} s per prompt"],
+                ["decode replica", f"{d['label']} ({d['devices']} devices), batch {d['batch']:,}, "
+                                   f"TPOT {d['tpot_s'] * 1e3:,.2f} ms, {d['requests_per_s']:,.3f} requests/s"],
+                ["prefill replicas per decode replica", f"{p['replicas_per_decode_replica']:,.2f}"],
+                ["KV transfer per request",
+                 f"{fmt_bytes(r['kv_transfer_bytes'])} in {r['kv_transfer_s'] * 1e3:,.1f} ms"],
+                ["TTFT (prefill + transfer)", f"{r['ttft_s']:,.2f} s   (colocated {c['ttft_s']:,.2f} s)"],
+                ["$ per request", f"{r['usd_per_request']:,.5f}   (colocated {c['usd_per_request']:,.5f})"],
+                ["$ / Mtok, prompt + output", f"{r['usd_per_mtok_blended']:,.4f}   (colocated "
+                                              f"{c['usd_per_mtok_blended']:,.4f})"]]
+        return dumps_table(["", "disaggregated"], rows, title=f"{r['model']} on {r['hardware']}: "
+                           f"{r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output tokens")
+
+    _render(fmt, output, r, [flat], table)
+
+
+@app.command()
 def sweep(
     model: Annotated[str, typer.Option("--model", "-m", help="preset names, comma-separated")] = "llama-3.1-8b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "h100-sxm",
@@ -289,6 +353,9 @@ def sweep(
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
     plot: Annotated[str | None, typer.Option(help="write a plotly HTML chart here")] = None,
+    layout: LayoutOpt = None,
+    plan_mode: PlanOpt = None,
+    max_devices: MaxDevicesOpt = 72,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -301,8 +368,10 @@ def sweep(
     _check_metric_and_price(metric, price)
     contexts = parse_context_range(context, points)
     b = None if batch.strip().lower() == "auto" else parse_tokens(batch, "--batch")
+    chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts,
-                       _deployment(weight_dtype, kv_dtype, state_dtype), batch=b, price=price)
+                       _deployment(weight_dtype, kv_dtype, state_dtype), batch=b, price=price, layout=chosen_layout,
+                       plan_auto=plan_auto, max_devices=max_devices)
     if plot:
         from costsim.output.plots import sweep_figure, write_html
 
@@ -317,7 +386,9 @@ def sweep(
         headers = ["context"] + [f"{s['model']} · {s['hardware']}" for s in result.series]
         body = []
         for i, t in enumerate(result.contexts):
-            cells = [f"{s[metric][i]:.4g}" + ("" if s["fits_memory"][i] else " (OOM)") for s in result.series]
+            cells = [f"{s[metric][i]:.4g}" + ("" if s["fits_memory"][i] else " (OOM)")
+                     + (f" [{int(s['devices'][i])}: {s['layout'][i]}]" if plan_auto and s["fits_memory"][i] else "")
+                     for s in result.series]
             body.append([f"{int(t):,}", *cells])
         _write(dumps_table(headers, body, title=f"{metric} vs context"), output)
 
@@ -333,6 +404,9 @@ def compare(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     metric: Annotated[str, typer.Option(help="metric for the chart")] = "usd_per_mtok_output",
     plot: Annotated[str | None, typer.Option(help="write a plotly bar chart (HTML) here")] = None,
+    layout: LayoutOpt = None,
+    plan_mode: PlanOpt = None,
+    max_devices: MaxDevicesOpt = 72,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -343,8 +417,10 @@ def compare(
     from costsim.units import parse_tokens
 
     _check_metric_and_price(metric, price)
+    chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"),
-                       _deployment(weight_dtype, kv_dtype, state_dtype), price=price)
+                       _deployment(weight_dtype, kv_dtype, state_dtype), price=price, layout=chosen_layout,
+                       plan_auto=plan_auto, max_devices=max_devices)
     if plot:
         from costsim.output.plots import compare_figure, write_html
 
@@ -356,6 +432,10 @@ def compare(
     else:
         # devices where it fits first, cheapest output first; no serving figures where it does not fit
         ordered = sorted(rows, key=lambda r: (not r["fits_memory"], r["usd_per_mtok_output"]))
+        if chosen_layout is not None or plan_auto:
+            for r in ordered:
+                r["hardware"] = f"{r['hardware']} x {int(r['devices'])} ({r['layout']})" if r["fits_memory"] \
+                    else f"{r['hardware']} (none up to {max_devices})"
         body = [[r["hardware"], "yes", f"{int(r['max_batch']):,}", f"{r['ttft_s'] * 1e3:,.0f}",
                  f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
                  f"{r['usd_per_mtok_output']:.4f}"] if r["fits_memory"] else

@@ -19,6 +19,7 @@ from costsim.errors import CostsimError
 from costsim.hardware import hardware_names, load_hardware
 from costsim.loader import load_model
 from costsim.spec.deployment import Deployment
+from costsim.spec.layout import Layout
 from costsim.units import parse_tokens
 
 METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_input", "tpot_s", "ttft_s",
@@ -38,8 +39,9 @@ class SweepResult:
             cols["model"] += [s["model"]] * n
             cols["hardware"] += [s["hardware"]] * n
             cols["context_tokens"] += list(self.contexts)
-            for m in (*METRICS, "batch", "fits_memory"):
-                cols.setdefault(m, []).extend(np.asarray(s[m]).tolist())
+            for m in (*METRICS, "batch", "fits_memory", "devices", "layout"):
+                if m in s:
+                    cols.setdefault(m, []).extend(np.asarray(s[m]).tolist())
         return {k: np.asarray(v) for k, v in cols.items()}
 
 
@@ -76,8 +78,11 @@ def _progress(done: int, total: int, started: float) -> None:
 
 
 def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
-          batch: int | None = None, price: float | None = None) -> SweepResult:
-    """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair)."""
+          batch: int | None = None, price: float | None = None, layout: Layout | None = None,
+          plan_auto: bool = False, max_devices: int = 72) -> SweepResult:
+    """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair).
+    With `layout`, every pair runs that parallel layout; with `plan_auto`, each context gets the
+    cheapest layout up to `max_devices` (series then carry `devices` and `layout` per context)."""
     dep = dep or Deployment()
     started = time.perf_counter()
     if hardware == ["all"]:
@@ -85,6 +90,22 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     result = SweepResult(contexts=contexts)
     specs = [load_model(m) for m in models]
     profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
+    if layout is not None or plan_auto:
+        if batch is not None:
+            raise CostsimError("--batch: with --layout or --plan auto the batch is the largest that fits; drop it")
+        from costsim.engine.parallel import best_layout_grid, layout_grid
+
+        grid = np.asarray(contexts, dtype=np.float64)
+        for spec in specs:
+            for hw in profiles:
+                if plan_auto:
+                    values = best_layout_grid(spec, hw, dep, grid, max_devices)
+                else:
+                    values = layout_grid(spec, hw, dep, layout, grid)
+                    values["layout"] = np.full(grid.shape, layout.label(), dtype=object)
+                result.series.append({"model": spec.name, "hardware": hw.name, **values})
+                _progress(len(result.series), len(specs) * len(profiles), started)
+        return result
     stacked = StackedHardware(profiles)
     grid = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
     for spec in specs:
@@ -98,9 +119,11 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
 
 
 def compare(model: str, hardware: list[str], context: int, dep: Deployment | None = None,
-            price: float | None = None) -> list[dict[str, Any]]:
-    """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context."""
-    result = sweep([model], hardware, np.array([float(context)]), dep, None, price)
+            price: float | None = None, layout: Layout | None = None, plan_auto: bool = False,
+            max_devices: int = 72) -> list[dict[str, Any]]:
+    """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context (per
+    accelerator, or per system of `layout` / of the cheapest layout with `plan_auto`)."""
+    result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices)
     rows = []
     for s in result.series:
         rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,

@@ -144,3 +144,70 @@ def test_a_10m_context_gets_devices_not_out_of_memory(h100):
     result = plan(costsim.load_model("llama-3.1-70b"), h100, Deployment(), 10_000_000, max_devices=72)
     assert result["chosen"]["devices"] >= 40  # 3.3 TB of KV cache alone
     assert result["chosen"]["layout"]["cp"] > 1 or result["chosen"]["layout"]["pp"] > 1
+
+
+def test_disaggregated_pools_by_hand(h100):
+    from costsim.engine.parallel import disaggregated
+
+    spec = costsim.load_model("llama-3.1-70b")
+    dep = Deployment()
+    r = disaggregated(spec, h100, dep, 32_000, 1_000, Layout(tp=4), Layout(tp=8))
+    d, p = r["decode"], r["prefill"]
+    decode = evaluate_layout(spec, h100, dep, Layout(tp=8), 33_000)
+    assert (d["batch"], d["tpot_s"]) == (decode["batch"], decode["tpot_s"])
+    # a decode replica finishes batch / (output x TPOT) requests per second; each needs one prefill
+    assert d["requests_per_s"] == pytest.approx(d["batch"] / (1_000 * d["tpot_s"]))
+    assert p["replicas_per_decode_replica"] == pytest.approx(d["requests_per_s"] * p["time_s"])
+    # 32,000 tokens x 327,680 B leave 4 prefill GPUs for 8 decode GPUs: 12 > the 8-GPU domain, so the
+    # 50 GB/s network per GPU (x 0.8), 4 senders in parallel
+    assert r["kv_transfer_s"] == pytest.approx(32_000 * 327_680 / (4 * 40e9) + comm.SCALE_OUT_LATENCY_S)
+    usd = 4 * 2.25 / 3600 * p["time_s"] + 8 * 2.25 / 3600 * 1_000 * d["tpot_s"] / d["batch"]
+    assert r["usd_per_request"] == pytest.approx(usd)
+    assert r["ttft_s"] == pytest.approx(p["time_s"] + r["kv_transfer_s"])
+    # colocated: the decode replica prefills too, its decode stalled meanwhile
+    assert r["colocated"]["usd_per_request"] > r["usd_per_request"]
+
+
+def test_disaggregate_cli_and_errors(capsys, tmp_path):
+    out = tmp_path / "d.json"
+    assert main(["disaggregate", "-m", "llama-3.1-8b", "--prompt", "8k", "--output-tokens", "500",
+                 "--prefill-layout", "tp=1", "--decode-layout", "tp=2", "-f", "json", "-o", str(out)]) == 0
+    assert {"prefill", "decode", "kv_transfer_s", "usd_per_request", "colocated"} <= set(json.loads(out.read_text()))
+    code = main(["disaggregate", "-m", "llama-3.1-70b", "--prompt", "1M", "--prefill-layout", "tp=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot hold one prompt" in err and err.count("\n") == 1
+
+
+def test_sweep_plan_auto_reaches_10m_tokens(tmp_path):
+    out = tmp_path / "s.json"
+    assert main(["sweep", "-m", "llama-3.1-70b", "-c", "32k..10M", "--points", "4", "--plan", "auto", "-f", "json",
+                 "-o", str(out)]) == 0
+    series = json.loads(out.read_text())["series"][0]
+    assert all(series["fits_memory"])
+    devices = series["devices"]
+    assert devices[-1] >= 32  # 10M tokens of 70B KV (3.3 TB) need a rack
+    assert "cp=" in series["layout"][-1] or "pp=" in series["layout"][-1]
+    assert all(label != "none" for label in series["layout"])
+    cost = series["usd_per_mtok_output"]
+    assert cost == sorted(cost)  # longer contexts cost more per output token
+
+
+def test_sweep_with_one_layout_matches_evaluate_layout(h100):
+    from costsim.sweeps import sweep
+
+    result = sweep(["llama-3.1-70b"], ["h100-sxm"], np.array([8192.0, 131072.0]), layout=Layout(tp=8))
+    s = result.series[0]
+    for i, t in enumerate((8192, 131072)):
+        one = evaluate_layout(costsim.load_model("llama-3.1-70b"), h100, Deployment(), Layout(tp=8), t)
+        assert s["tpot_s"][i] == pytest.approx(one["tpot_s"]) and s["batch"][i] == one["batch"]
+        assert s["ttft_s"][i] == pytest.approx(one["ttft_s"])
+        assert s["usd_per_mtok_output"][i] == pytest.approx(one["usd_per_mtok_output"])
+
+
+def test_compare_plan_auto_and_flag_errors(capsys):
+    assert main(["compare", "-m", "deepseek-v3", "-H", "h100-sxm,b200", "--plan", "auto", "--weight-dtype", "fp8"]) == 0
+    assert "x " in capsys.readouterr().out
+    code = main(["compare", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--plan", "best"])
+    assert code == 2 and "only 'auto'" in capsys.readouterr().err
+    code = main(["sweep", "--layout", "tp=2", "--plan", "auto"])
+    assert code == 2 and "exclude each other" in capsys.readouterr().err

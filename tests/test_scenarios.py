@@ -210,3 +210,25 @@ def test_recompute_between_turns_trades_memory_for_prefill():
     assert recompute.usd_by_kind["cache_hold"][0] == 0 < keep.usd_by_kind["cache_hold"][0]
     assert recompute.tokens["cached_input"][0] == 0
     assert recompute.usd_by_kind["prefill"][0] > keep.usd_by_kind["prefill"][0]
+
+
+def test_offloaded_prefix_costs_its_load_time_not_device_memory():
+    """between_turns = offload: no HBM held during tool latency, no re-prefill; the hit part of the
+    prefix comes back over the host link (PCIe ~50 GB/s on H100, NVLink-C2C ~225 GB/s on GB200)."""
+    spec = costsim.load_model("llama-3.1-8b")
+
+    def two_turns(mode: str, tier: str = "host") -> Scenario:
+        return Scenario(name="o", turns=[{"input_tokens": 50_000, "output_tokens": 1_000, "tool_latency_s": 60},
+                                         {"input_tokens": 1_000, "output_tokens": 500}],
+                        prefix_cache={"hit_rate": 1.0, "between_turns": mode, "offload_tier": tier})
+
+    keep, offload = run_task(two_turns("keep"), spec, H100), run_task(two_turns("offload"), spec, H100)
+    recompute = run_task(two_turns("recompute"), spec, H100)
+    assert offload.usd_by_kind["cache_hold"][0] == 0.0 < keep.usd_by_kind["cache_hold"][0]
+    assert offload.usd_by_kind["prefill"][0] == pytest.approx(keep.usd_by_kind["prefill"][0])
+    assert offload.usd[0] < min(keep.usd[0], recompute.usd[0])
+    # the second turn waits for 51,000 tokens x 131,072 B to come back at 50 GB/s
+    load = 51_000 * 131_072 / 50e9
+    assert offload.wall_time_s[0] - keep.wall_time_s[0] == pytest.approx(load, rel=1e-9)
+    ssd = run_task(two_turns("offload", "ssd"), spec, H100)
+    assert ssd.wall_time_s[0] - keep.wall_time_s[0] == pytest.approx(51_000 * 131_072 / 6e9, rel=1e-9)

@@ -187,42 +187,84 @@ def _ring_bytes(stage: ModelSpec, n_local: np.ndarray, p: Any) -> np.ndarray:
     return n_local * per_token
 
 
+class _Sharded:
+    """One layout of one model, ready to time at any context and batch (arrays broadcast)."""
+
+    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool):
+        check_layout(spec, hw, layout)
+        self.spec, self.hw, self.dep, self.layout, self.overlap = spec, hw, dep, layout, overlap
+        self.stage = shard_model(spec, layout)
+        self.p = dep.precision
+        self.weights = mc.param_counts(self.stage).total * self.p.weight_bytes
+        self.usable = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction) - self.weights
+        self.usd_s = layout.devices_per_replica * hw.usd_per_hour / 3600.0 / dep.utilisation
+
+    def cache_per_sequence(self, context: np.ndarray) -> np.ndarray:
+        return mc.cache_bytes(self.stage, np.asarray(context, dtype=np.float64) / self.layout.cp, self.p)
+
+    def max_batch(self, per_seq: np.ndarray) -> np.ndarray:
+        if self.usable <= 0:
+            return np.zeros_like(per_seq)
+        return np.floor(self.usable / np.maximum(per_seq, 1.0))
+
+    def comm_decode(self, b: np.ndarray) -> np.ndarray:
+        lay, p = self.layout, self.p
+        micro = np.maximum(b / lay.pp, 1.0)
+        total = lay.pp * _comm_per_stage(self.stage, self.hw, lay, micro, p.act_bytes, "decode")
+        if lay.pp > 1:
+            p2p = comm.point_to_point(self.hw, micro * self.spec.hidden_size * p.act_bytes,
+                                      span=lay.devices_per_replica)
+            total = total + (lay.pp - 1) * p2p
+        return total
+
+    def tpot(self, context: np.ndarray, b: np.ndarray) -> np.ndarray:
+        lay = self.layout
+        micro = np.maximum(b / lay.pp, 1.0)
+        step = decode_step_time(self.stage, self.hw, np.asarray(context, dtype=np.float64) / lay.cp, micro, self.p,
+                                self.dep.cuda_graphs)
+        return lay.pp * step.total_s - (lay.pp - 1) * step.by_class["lm_head"] + self.comm_decode(b)
+
+    def ttft(self, context: np.ndarray) -> np.ndarray:
+        lay, p, dep = self.layout, self.p, self.dep
+        context = np.asarray(context, dtype=np.float64)
+        n_local = context / lay.cp
+        cached = context * (lay.cp - 1) / (2.0 * lay.cp)  # load-balanced ring: n^2 / (2 cp) pairs per rank
+        pre = prefill_time(self.stage, self.hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
+        comm_pre = _comm_per_stage(self.stage, self.hw, lay, n_local, p.act_bytes, "prefill")
+        ring = np.zeros_like(n_local)
+        if lay.cp > 1:
+            ring_total = (lay.cp - 1) * comm.point_to_point(self.hw, _ring_bytes(self.stage, n_local, p),
+                                                            span=lay.tp * lay.cp)
+            attention = pre.by_class.get("attention_prefill", 0.0)
+            ring = np.maximum(ring_total - attention, 0.0) if self.overlap else ring_total
+        # chunked prefill pipelines through the stages: chunk i runs on stage j while chunk i+1 runs on j-1
+        chunks = np.maximum(np.ceil(n_local / dep.prefill_chunk_tokens), 1.0)
+        head = pre.by_class["lm_head"] if lay.pp > 1 else 0.0
+        stage_prefill = pre.total_s + comm_pre + ring - head
+        p2p = comm.point_to_point(self.hw, np.minimum(n_local, dep.prefill_chunk_tokens) * self.spec.hidden_size
+                                  * p.act_bytes, span=lay.devices_per_replica)
+        return stage_prefill * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head
+
+
 def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, context: int,
                     batch: int | None = None, tpot_target_s: float | None = None,
                     overlap: bool = True) -> dict[str, Any]:
     """Memory fit, max batch, TPOT, TTFT, throughput and $/Mtok of one layout at one context."""
-    check_layout(spec, hw, layout)
-    stage = shard_model(spec, layout)
-    p = dep.precision
-    t_local = context / layout.cp
-    weights = mc.param_counts(stage).total * p.weight_bytes
-    per_seq = float(mc.cache_bytes(stage, np.asarray(float(t_local)), p))
-    usable = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction) - weights
-    fit = int(max(usable, 0.0) // max(per_seq, 1.0)) if usable > 0 else 0
+    sh = _Sharded(spec, hw, dep, layout, overlap)
+    per_seq = float(sh.cache_per_sequence(np.asarray(float(context))))
+    fit = int(sh.max_batch(np.asarray(per_seq)))
     out: dict[str, Any] = {"devices": layout.devices_per_replica * layout.dp, "layout": layout.as_dict(),
-                           "label": layout.label(), "weight_bytes_per_device": weights,
+                           "label": layout.label(), "weight_bytes_per_device": sh.weights,
                            "cache_bytes_per_sequence_per_device": per_seq, "max_batch": fit,
                            "fits_memory": fit >= 1}
     if fit < 1:
-        out["reason"] = (f"does not fit: {weights / 1e9:.1f} GB of weights + {per_seq / 1e9:.2f} GB of cache per "
-                         f"sequence per device exceed {hw.memory_bytes * (1 - dep.memory_reserve_fraction) / 1e9:.1f}"
-                         " GB usable")
+        out["reason"] = (f"does not fit: {sh.weights / 1e9:.1f} GB of weights + {per_seq / 1e9:.2f} GB of cache "
+                         f"per sequence per device exceed "
+                         f"{hw.memory_bytes * (1 - dep.memory_reserve_fraction) / 1e9:.1f} GB usable")
         return out
-
-    def comm_of(b: np.ndarray) -> np.ndarray:
-        micro = np.maximum(b / layout.pp, 1.0)
-        p2p = comm.point_to_point(hw, micro * spec.hidden_size * p.act_bytes, span=layout.devices_per_replica)
-        return (layout.pp * _comm_per_stage(stage, hw, layout, micro, p.act_bytes, "decode")
-                + (layout.pp - 1) * (p2p if layout.pp > 1 else 0.0))
-
-    def tpot_of(b: np.ndarray) -> np.ndarray:
-        micro = np.maximum(b / layout.pp, 1.0)
-        step = decode_step_time(stage, hw, t_local, micro, p, dep.cuda_graphs)
-        return layout.pp * step.total_s - (layout.pp - 1) * step.by_class["lm_head"] + comm_of(b)
-
     candidates = np.unique(np.round(np.geomspace(1, fit, num=min(fit, 256)))) if batch is None else \
         np.asarray([float(batch)])
-    tpots = tpot_of(candidates)
+    tpots = sh.tpot(np.asarray(float(context)), candidates)
     if batch is None and tpot_target_s is not None:
         ok = tpots <= tpot_target_s
         if not ok.any():
@@ -234,34 +276,64 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
     else:
         idx = len(candidates) - 1
     b, tpot = float(candidates[idx]), float(tpots[idx])
-
-    n_local = t_local
-    cached = context * (layout.cp - 1) / (2.0 * layout.cp)  # load-balanced ring: n^2 / (2 cp) pairs per rank
-    pre = prefill_time(stage, hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
-    comm_pre = _comm_per_stage(stage, hw, layout, np.asarray(n_local), p.act_bytes, "prefill")
-    ring = np.zeros(())
-    if layout.cp > 1:
-        ring_total = (layout.cp - 1) * comm.point_to_point(hw, _ring_bytes(stage, np.asarray(n_local), p),
-                                                           span=layout.tp * layout.cp)
-        attention = pre.by_class.get("attention_prefill", 0.0)
-        ring = np.maximum(ring_total - attention, 0.0) if overlap else ring_total
-    # chunked prefill pipelines through the stages: chunk i runs on stage j while chunk i+1 runs on j-1
-    chunks = max(math.ceil(n_local / dep.prefill_chunk_tokens), 1)
-    stage_prefill = pre.total_s + comm_pre + ring - (pre.by_class["lm_head"] if layout.pp > 1 else 0.0)
-    p2p_pre = comm.point_to_point(hw, min(n_local, dep.prefill_chunk_tokens) * spec.hidden_size * p.act_bytes,
-                                  span=layout.devices_per_replica)
-    ttft = float(stage_prefill * (chunks + layout.pp - 1) / chunks + (layout.pp - 1) * p2p_pre
-                 + (pre.by_class["lm_head"] if layout.pp > 1 else 0.0))
-
-    devices = layout.devices_per_replica
-    usd_s = devices * hw.usd_per_hour / 3600.0 / dep.utilisation
+    ttft = float(sh.ttft(np.asarray(float(context))))
     decode_tps = b / tpot
-    out.update(batch=int(b), tpot_s=tpot, tpot_batch1_s=float(tpot_of(np.asarray([1.0]))[0]), ttft_s=ttft,
-               decode_tokens_per_s=decode_tps * layout.dp,
+    out.update(batch=int(b), tpot_s=tpot, tpot_batch1_s=float(sh.tpot(np.asarray(float(context)),
+                                                                      np.asarray([1.0]))[0]),
+               ttft_s=ttft, decode_tokens_per_s=decode_tps * layout.dp,
                prefill_tokens_per_s=context / ttft * layout.dp, meets_latency=True,
-               usd_per_mtok_output=usd_s / decode_tps * 1e6, usd_per_mtok_input=usd_s * ttft / context * 1e6,
-               comm_share_of_tpot=float(comm_of(np.asarray([b]))[0] / tpot))
+               usd_per_mtok_output=sh.usd_s / decode_tps * 1e6, usd_per_mtok_input=sh.usd_s * ttft / context * 1e6,
+               comm_share_of_tpot=float(sh.comm_decode(np.asarray([b]))[0] / tpot))
     return out
+
+
+def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, contexts: np.ndarray,
+                overlap: bool = True) -> dict[str, np.ndarray]:
+    """One layout over many contexts at the largest batch that fits (the sweep's view): arrays."""
+    sh = _Sharded(spec, hw, dep, layout, overlap)
+    t = np.asarray(contexts, dtype=np.float64)
+    per_seq = sh.cache_per_sequence(t)
+    fit = sh.max_batch(per_seq)
+    b = np.maximum(fit, 1.0)
+    tpot = sh.tpot(t, b)
+    ttft = sh.ttft(t)
+    growing = (sh.cache_per_sequence(t + 1.0) - per_seq) * layout.cp  # bytes per token on each device's shard
+    read = growing / layout.cp / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+    devices = np.full_like(t, float(layout.devices))
+    return {"max_batch": fit, "batch": b, "fits_memory": fit >= 1, "tpot_s": tpot, "ttft_s": ttft,
+            "decode_tokens_per_s": b / tpot * layout.dp, "prefill_tokens_per_s": t / ttft * layout.dp,
+            "usd_per_mtok_output": sh.usd_s * tpot / b * 1e6, "usd_per_mtok_input": sh.usd_s * ttft / t * 1e6,
+            "usd_per_mtok_cached_input": sh.usd_s * read * 1e6,
+            "cache_bytes_per_sequence": mc.cache_bytes(spec, t, sh.p), "devices": devices}
+
+
+def best_layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, contexts: np.ndarray,
+                     max_devices: int = 72, overlap: bool = True) -> dict[str, Any]:
+    """Per context, the layout with the lowest $/Mtok output among those that fit (`--plan auto`):
+    the sweep to 10M tokens shows devices needed and cost instead of 'does not fit'."""
+    t = np.asarray(contexts, dtype=np.float64)
+    best: dict[str, Any] | None = None
+    labels = np.full(t.shape, "none", dtype=object)
+    for layout in enumerate_layouts(spec, hw, max_devices):
+        try:
+            g = layout_grid(spec, hw, dep, layout, t, overlap)
+        except CostsimError:
+            continue
+        cost = np.where(g["fits_memory"], g["usd_per_mtok_output"], np.inf)
+        if best is None:
+            best = {k: np.array(v, dtype=np.float64) for k, v in g.items()}
+            best["usd_per_mtok_output"] = cost
+            labels[np.isfinite(cost)] = layout.label()
+            continue
+        better = cost < best["usd_per_mtok_output"]
+        for k, v in g.items():
+            best[k] = np.where(better, v if k != "usd_per_mtok_output" else cost, best[k])
+        labels[better] = layout.label()
+    if best is None:
+        raise CostsimError(f"plan: no valid layout of {spec.name} on {hw.name}; check the model's head counts")
+    best["fits_memory"] = np.isfinite(best["usd_per_mtok_output"])
+    best["layout"] = labels
+    return best
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -312,3 +384,52 @@ def plan(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, tp
                else "layouts that fit miss the latency targets")
         result["none_because"] = why
     return result
+
+
+def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt: int, output: int,
+                  prefill_layout: Layout, decode_layout: Layout, tpot_target_s: float | None = None,
+                  overlap: bool = True) -> dict[str, Any]:
+    """Prefill and decode on separate pools (DistServe / Dynamo style) against one colocated pool.
+
+    Decode replicas run `decode_layout` at the largest batch that fits the full context (or meets the
+    TPOT target); prefill replicas run `prefill_layout` one prompt at a time. The prompt's cache moves
+    from the prefill to the decode replica over the scale-up links when both fit in one domain, else
+    over the scale-out network, every sending device in parallel. Pools are sized so prefill keeps up
+    with decode: prefill replicas per decode replica = decode request rate x prefill time. Colocated:
+    the decode layout also prefills, and decode stops while it does (no chunked-prefill overlap)."""
+    context = prompt + output
+    dec = evaluate_layout(spec, hw, dep, decode_layout, context, None, tpot_target_s, overlap)
+    if "reason" in dec:
+        raise CostsimError(f"disaggregate: the decode layout {decode_layout.label()} {dec['reason']}")
+    pre_sh = _Sharded(spec, hw, dep, prefill_layout, overlap)
+    if pre_sh.max_batch(pre_sh.cache_per_sequence(np.asarray(float(prompt)))) < 1:
+        raise CostsimError(f"disaggregate: the prefill layout {prefill_layout.label()} cannot hold one prompt of "
+                           f"{prompt:,} tokens; give it more devices (--prefill-layout)")
+    ttft_p = float(pre_sh.ttft(np.asarray(float(prompt))))
+    kv = float(mc.cache_bytes(spec, np.asarray(float(prompt)), dep.precision))
+    senders = min(prefill_layout.devices_per_replica, decode_layout.devices_per_replica)
+    span = prefill_layout.devices_per_replica + decode_layout.devices_per_replica
+    bw, lat = comm.link(hw, span)
+    transfer = kv / (senders * bw) + lat
+    per_request_decode_s = output * dec["tpot_s"] / dec["batch"]  # decode-replica seconds per request
+    decode_rate = 1.0 / per_request_decode_s
+    prefill_per_decode = decode_rate * ttft_p
+    usd_s_p, usd_s_d = pre_sh.usd_s, dec["devices"] * hw.usd_per_hour / 3600.0 / dep.utilisation
+    usd_request = usd_s_p * ttft_p + usd_s_d * per_request_decode_s
+    colocated_ttft = float(_Sharded(spec, hw, dep, decode_layout, overlap).ttft(np.asarray(float(prompt))))
+    colocated_usd = usd_s_d * (colocated_ttft + per_request_decode_s)
+    tokens = prompt + output
+    return {"model": spec.name, "hardware": hw.name, "prompt_tokens": prompt, "output_tokens": output,
+            "prefill": {"layout": prefill_layout.as_dict(), "label": prefill_layout.label(),
+                        "devices": prefill_layout.devices_per_replica, "time_s": ttft_p,
+                        "replicas_per_decode_replica": prefill_per_decode},
+            "decode": {"layout": decode_layout.as_dict(), "label": decode_layout.label(),
+                       "devices": decode_layout.devices_per_replica, "batch": dec["batch"], "tpot_s": dec["tpot_s"],
+                       "requests_per_s": decode_rate},
+            "kv_transfer_bytes": kv, "kv_transfer_s": transfer,
+            "devices_per_decode_replica_with_its_prefill_share":
+                decode_layout.devices_per_replica + prefill_per_decode * prefill_layout.devices_per_replica,
+            "ttft_s": ttft_p + transfer, "tpot_s": dec["tpot_s"],
+            "usd_per_request": usd_request, "usd_per_mtok_blended": usd_request / tokens * 1e6,
+            "colocated": {"ttft_s": colocated_ttft, "usd_per_request": colocated_usd,
+                          "usd_per_mtok_blended": colocated_usd / tokens * 1e6}}

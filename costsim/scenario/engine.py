@@ -84,6 +84,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     growing = growing_cache_bytes_per_token(spec, p)
     cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
     policy = scenario.context
+    offload = scenario.prefix_cache.between_turns == "offload"
+    offload_bw = 1e9 * (hw.host_link_gb_s if scenario.prefix_cache.offload_tier == "host" else hw.ssd_gb_s)
     returned = zeros.copy()  # sub-agent results waiting for the parent's next turn
     api_usd = zeros.copy()
     for index, turn in enumerate(scenario.all_turns()):
@@ -92,6 +94,9 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         reasoning = sample(turn.reasoning_tokens, samples, rng)
         output = sample(turn.output_tokens, samples, rng)
         hit = np.where(cache_alive, np.floor(scenario.prefix_cache.hit_rate * context), 0.0)
+        # an offloaded prefix comes back over the host link (or from SSD) before the prefill can use it;
+        # the copy engines do it, so it costs latency, not device dollars
+        load_s = (mc.cache_bytes(spec, hit, p) / offload_bw) if offload else zeros
         missed = context - hit
         prompt = context + new
         decoded = reasoning + output
@@ -106,6 +111,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         kept = prompt + output
         kept_bytes = mc.cache_bytes(spec, kept, p)
         keep = scenario.prefix_cache.between_turns == "keep"
+        retained = keep or offload
         hold = kept_bytes / max(usable, 1.0) * price * turn.tool_latency_s / SECONDS_PER_HOUR if keep else zeros
         for kind, value in (("prefill", cost_prefill), ("decode", cost_decode), ("cached_input", cost_cached),
                             ("cache_hold", hold)):
@@ -117,7 +123,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         tokens["recomputed_input"] += missed
         tokens["reasoning"] += reasoning
         tokens["output"] += output
-        wall += prefill_s + decoded * tpot + turn.tool_latency_s
+        wall += load_s + prefill_s + decoded * tpot + turn.tool_latency_s
         peak = np.maximum(peak, mc.cache_bytes(spec, final, p))
         per_turn_usd.append(cost_prefill + cost_decode + cost_cached + hold)
         per_turn_by_kind.append({"prefill": cost_prefill, "cached_input": cost_cached, "decode": cost_decode,
@@ -137,7 +143,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
             peak = np.maximum(peak, mc.cache_bytes(spec, kept, p) + sub.count * child.peak_cache_bytes)
             returned = sub.count * sample(sub.return_tokens, samples, rng)
         # what the next turn sees
-        evicted = not keep or (scenario.prefix_cache.evict_after_s is not None
+        evicted = not retained or (scenario.prefix_cache.evict_after_s is not None
                                and turn.tool_latency_s > scenario.prefix_cache.evict_after_s)
         context = kept
         cache_alive = np.full(samples, not evicted)

@@ -77,6 +77,9 @@ class HardwareProfile(BaseModel):
     scale_up_gb_s: float = Field(0.0, ge=0, description="scale-up link bandwidth per chip, bidirectional")
     scale_up_domain: PositiveInt = 1
     scale_out_gb_s: float = Field(0.0, ge=0, description="scale-out network per chip")
+    host_link_gb_s: float = Field(50.0, gt=0, description="device <-> host memory, per direction: PCIe Gen5 x16 "
+                                  "(64 GB/s raw, ~50 achieved) unless the profile says otherwise (NVLink-C2C)")
+    ssd_gb_s: float = Field(6.0, gt=0, description="local NVMe read bandwidth per device for offloaded caches")
     tdp_w: float = Field(0.0, ge=0)
     usd_per_hour: PositiveFloat = Field(description="default rental price per accelerator-hour")
     price_date: str

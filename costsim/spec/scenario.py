@@ -75,9 +75,12 @@ class Turn(_Strict):
 class PrefixCache(_Strict):
     hit_rate: float = Field(1.0, ge=0, le=1, description="fraction of the previous context found in the cache")
     evict_after_s: float | None = Field(None, gt=0, description="a gap longer than this evicts the cache (a miss)")
-    between_turns: Literal["keep", "recompute"] = Field(
-        "keep", description="keep the cache in device memory during tool latency (paying for the memory), or free it "
-                            "and recompute the prefix next turn")
+    between_turns: Literal["keep", "recompute", "offload"] = Field(
+        "keep", description="keep the cache in device memory during tool latency (paying for the memory), free it "
+                            "and recompute the prefix next turn, or offload it to host memory / SSD and load the "
+                            "hit part back next turn (no HBM held; the load adds to the turn's latency)")
+    offload_tier: Literal["host", "ssd"] = Field(
+        "host", description="with between_turns = offload: host memory (over the profile's host link) or local SSD")
 
 
 class ContextPolicy(_Strict):
