@@ -586,6 +586,8 @@ def scenario_run(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     utilisation: Annotated[float, typer.Option(help="share of paid device time doing useful work (0-1]")] = 1.0,
     plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
+    layout: Annotated[str | None, typer.Option(help="run on a multi-device replica: tp=8,pp=2 (peak cache is "
+                                                   "then per device)")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -606,14 +608,17 @@ def scenario_run(
         raise CostsimError(f"--utilisation: must be in (0, 1], got {utilisation}")
     sc = load_scenario(scenario)
     dep = _deployment(weight_dtype, kv_dtype, state_dtype).model_copy(update={"utilisation": utilisation})
+    chosen_layout = None if layout is None else _layout_choice(layout, None, 72)[0]
     rows = []
     charted = []
     for m in split_names(model, "--model"):
         spec = load_model(m)
         for h in split_names(hardware, "--hardware"):
             hw = load_hardware(h, usd_per_hour=price)
-            task = run_task(sc, spec, hw, dep, samples, seed)
-            rows.append({"scenario": sc.name, "model": spec.name, "hardware": hw.name, **summarize(task)})
+            task = run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout)
+            where = hw.name if chosen_layout is None else f"{hw.name} x {chosen_layout.devices_per_replica} " \
+                                                          f"({chosen_layout.label()})"
+            rows.append({"scenario": sc.name, "model": spec.name, "hardware": where, **summarize(task)})
             if rows[-1]["fits_memory"]:
                 charted.append((f"{spec.name} on {hw.name}", task))
     for sheet in split_names(api_prices, "--api-prices") if api_prices else []:

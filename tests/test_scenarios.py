@@ -232,3 +232,30 @@ def test_offloaded_prefix_costs_its_load_time_not_device_memory():
     assert offload.wall_time_s[0] - keep.wall_time_s[0] == pytest.approx(load, rel=1e-9)
     ssd = run_task(two_turns("offload", "ssd"), spec, H100)
     assert ssd.wall_time_s[0] - keep.wall_time_s[0] == pytest.approx(51_000 * 131_072 / 6e9, rel=1e-9)
+
+
+def test_a_one_device_layout_runs_the_task_exactly_like_no_layout():
+    """The multi-device path (engine/parallel.py) and the single-device engine agree on one device."""
+    from costsim.spec.layout import Layout
+
+    spec = costsim.load_model("qwen3-next-80b-a3b")
+    hw = load_hardware("h200")
+    sc = load_scenario("coding-agent")
+    plain, laid = run_task(sc, spec, hw, samples=64, seed=3), run_task(sc, spec, hw, samples=64, seed=3,
+                                                                       layout=Layout())
+    np.testing.assert_allclose(laid.usd, plain.usd, rtol=1e-9)
+    np.testing.assert_allclose(laid.wall_time_s, plain.wall_time_s, rtol=1e-9)
+    np.testing.assert_allclose(laid.peak_cache_bytes, plain.peak_cache_bytes, rtol=1e-12)
+
+
+def test_a_model_too_big_for_one_gpu_runs_a_task_on_a_layout(capsys):
+    from costsim.spec.layout import Layout
+
+    spec = costsim.load_model("llama-3.1-70b")
+    sc = load_scenario("coding-agent")
+    assert not summarize(run_task(sc, spec, H100, samples=16))["fits_memory"]
+    task = summarize(run_task(sc, spec, H100, samples=16, layout=Layout(tp=8)))
+    assert task["fits_memory"] and task["usd_per_task"] > 0
+    assert main(["scenario", "run", "chat", "-m", "llama-3.1-70b", "--layout", "tp=8", "--samples", "20"]) == 0
+    assert "x 8 (tp=8)" in capsys.readouterr().out
+    assert main(["scenario", "run", "chat", "-m", "llama-3.1-70b", "--layout", "tp=3"]) == 2

@@ -224,11 +224,14 @@ class _Sharded:
                                 self.dep.cuda_graphs)
         return lay.pp * step.total_s - (lay.pp - 1) * step.by_class["lm_head"] + self.comm_decode(b)
 
-    def ttft(self, context: np.ndarray) -> np.ndarray:
+    def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0) -> np.ndarray:
+        """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp)."""
         lay, p, dep = self.layout, self.p, self.dep
         context = np.asarray(context, dtype=np.float64)
         n_local = context / lay.cp
-        cached = context * (lay.cp - 1) / (2.0 * lay.cp)  # load-balanced ring: n^2 / (2 cp) pairs per rank
+        # load-balanced ring: each rank's n / cp queries see the whole cached prefix and, on average,
+        # half of the other ranks' new keys: n^2 / (2 cp) new pairs per rank
+        cached = np.asarray(already_cached, dtype=np.float64) + context * (lay.cp - 1) / (2.0 * lay.cp)
         pre = prefill_time(self.stage, self.hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
         comm_pre = _comm_per_stage(self.stage, self.hw, lay, n_local, p.act_bytes, "prefill")
         ring = np.zeros_like(n_local)

@@ -29,6 +29,7 @@ from costsim.engine.timing import decode_step_time, prefill_time
 from costsim.inspection import growing_cache_bytes_per_token
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
+from costsim.spec.layout import Layout
 from costsim.spec.model import ModelSpec
 from costsim.spec.scenario import ApiPrice, Scenario, sample
 
@@ -62,13 +63,71 @@ def api_turn_usd(api: ApiPrice, prompt: np.ndarray, fresh: np.ndarray, hit: np.n
             + decoded * rate(api.usd_per_mtok_output, api.long_usd_per_mtok_output)) / 1e6
 
 
+class _OneDevice:
+    """The serving system a task runs on: one accelerator (the engine's single-device functions)."""
+
+    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment):
+        self.spec, self.hw, self.dep, self.p = spec, hw, dep, dep.precision
+        self.price = hw.usd_per_hour * dep.devices / dep.utilisation
+        self.usable = usable_cache_bytes(spec, hw, dep)
+        growing = growing_cache_bytes_per_token(spec, self.p)
+        self.read_s_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+
+    def prefill_s(self, new: np.ndarray, cached: np.ndarray) -> np.ndarray:
+        return prefill_time(self.spec, self.hw, new, cached, 1, self.p, self.dep.prefill_chunk_tokens).total_s
+
+    def max_batch(self, context: np.ndarray) -> np.ndarray:
+        return max_batch(self.spec, self.hw, self.dep, context)
+
+    def tpot(self, context: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        return decode_step_time(self.spec, self.hw, context, batch, self.p, self.dep.cuda_graphs).total_s
+
+    def cache_bytes(self, context: np.ndarray) -> np.ndarray:
+        """Cache of one sequence on the device that holds most of it (the whole cache on one device)."""
+        return mc.cache_bytes(self.spec, context, self.p)
+
+    def memory_share(self, context: np.ndarray) -> np.ndarray:
+        """Share of the system's usable cache memory one sequence of `context` tokens holds."""
+        return self.cache_bytes(context) / max(self.usable, 1.0)
+
+
+class _Layout(_OneDevice):
+    """A multi-device replica with a parallel layout (engine/parallel.py): the same questions, asked of
+    the sharded per-device model, with the whole replica's price."""
+
+    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout):
+        from costsim.engine.parallel import _Sharded
+
+        super().__init__(spec, hw, dep)
+        self.sh = _Sharded(spec, hw, dep, layout, overlap=True)
+        self.price = self.sh.usd_s * SECONDS_PER_HOUR
+        self.usable = self.sh.usable
+        per_device = self.sh.cache_per_sequence(np.asarray(2e6)) - self.sh.cache_per_sequence(np.asarray(1e6))
+        # per context token: a cached token lives on one cp rank and is read there, all ranks reading
+        # in parallel, so the shard's growth per context token is already the per-token read
+        self.read_s_per_token = float(per_device) / 1e6 / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+
+    def prefill_s(self, new: np.ndarray, cached: np.ndarray) -> np.ndarray:
+        return self.sh.ttft(new, cached)
+
+    def max_batch(self, context: np.ndarray) -> np.ndarray:
+        return self.sh.max_batch(self.sh.cache_per_sequence(context))
+
+    def tpot(self, context: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        return self.sh.tpot(context, batch)
+
+    def cache_bytes(self, context: np.ndarray) -> np.ndarray:
+        return self.sh.cache_per_sequence(context)
+
+
 def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
-             samples: int = 1, seed: int = 0, api: ApiPrice | None = None) -> TaskCost:
+             samples: int = 1, seed: int = 0, api: ApiPrice | None = None, layout: Layout | None = None) -> TaskCost:
+    """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica."""
     dep = dep or Deployment()
-    p = dep.precision
     rng = np.random.default_rng(seed)
-    price = hw.usd_per_hour * dep.devices / dep.utilisation
-    usable = usable_cache_bytes(spec, hw, dep)
+    system_ = _OneDevice(spec, hw, dep) if layout is None else _Layout(spec, hw, dep, layout)
+    price = system_.price
+    usable = system_.usable
     zeros = np.zeros(samples)
     context = zeros.copy()
     cache_alive = np.zeros(samples, dtype=bool)
@@ -81,8 +140,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     per_turn_by_kind: list[dict[str, np.ndarray]] = []
     system = sample(scenario.system_prompt_tokens, samples, rng)
     # a cache hit costs one read of the token's cache entry (the growing layers only)
-    growing = growing_cache_bytes_per_token(spec, p)
-    cached_usd_per_token = growing / (hw.bandwidth_bytes_s * hw.efficiency.memory_max) * price / SECONDS_PER_HOUR
+    cached_usd_per_token = system_.read_s_per_token * price / SECONDS_PER_HOUR
     policy = scenario.context
     offload = scenario.prefix_cache.between_turns == "offload"
     offload_bw = 1e9 * (hw.host_link_gb_s if scenario.prefix_cache.offload_tier == "host" else hw.ssd_gb_s)
@@ -96,23 +154,21 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         hit = np.where(cache_alive, np.floor(scenario.prefix_cache.hit_rate * context), 0.0)
         # an offloaded prefix comes back over the host link (or from SSD) before the prefill can use it;
         # the copy engines do it, so it costs latency, not device dollars
-        load_s = (mc.cache_bytes(spec, hit, p) / offload_bw) if offload else zeros
+        load_s = (system_.cache_bytes(hit) / offload_bw) if offload else zeros  # devices load their shards at once
         missed = context - hit
         prompt = context + new
         decoded = reasoning + output
         final = prompt + decoded
-        prefill_s = np.where(missed + new > 0,
-                             prefill_time(spec, hw, missed + new, hit, 1, p, dep.prefill_chunk_tokens).total_s, 0.0)
-        batch = np.maximum(max_batch(spec, hw, dep, final), 1.0)
-        tpot = decode_step_time(spec, hw, prompt + decoded / 2.0, batch, p, dep.cuda_graphs).total_s
+        prefill_s = np.where(missed + new > 0, system_.prefill_s(missed + new, hit), 0.0)
+        batch = np.maximum(system_.max_batch(final), 1.0)
+        tpot = system_.tpot(prompt + decoded / 2.0, batch)
         cost_prefill = prefill_s * price / SECONDS_PER_HOUR
         cost_decode = decoded * usd_per_mtok(price, batch / tpot) / 1e6
         cost_cached = hit * cached_usd_per_token
         kept = prompt + output
-        kept_bytes = mc.cache_bytes(spec, kept, p)
         keep = scenario.prefix_cache.between_turns == "keep"
         retained = keep or offload
-        hold = kept_bytes / max(usable, 1.0) * price * turn.tool_latency_s / SECONDS_PER_HOUR if keep else zeros
+        hold = system_.memory_share(kept) * price * turn.tool_latency_s / SECONDS_PER_HOUR if keep else zeros
         for kind, value in (("prefill", cost_prefill), ("decode", cost_decode), ("cached_input", cost_cached),
                             ("cache_hold", hold)):
             usd_by_kind[kind] += value
@@ -124,7 +180,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         tokens["reasoning"] += reasoning
         tokens["output"] += output
         wall += load_s + prefill_s + decoded * tpot + turn.tool_latency_s
-        peak = np.maximum(peak, mc.cache_bytes(spec, final, p))
+        peak = np.maximum(peak, system_.cache_bytes(final))
         per_turn_usd.append(cost_prefill + cost_decode + cost_cached + hold)
         per_turn_by_kind.append({"prefill": cost_prefill, "cached_input": cost_cached, "decode": cost_decode,
                                  "cache_hold": hold})
@@ -132,7 +188,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         sub = scenario.subagents
         if sub is not None and index == sub.after_turn:
             # `count` sub-agents run in parallel: all their dollars, one's wall time, all their caches at once
-            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index, api)
+            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index, api, layout)
             if api is not None:
                 api_usd += sub.count * child.api_usd
             for kind, value in child.usd_by_kind.items():
@@ -140,7 +196,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
             for kind, value in child.tokens.items():
                 tokens[kind] += sub.count * value
             wall += child.wall_time_s
-            peak = np.maximum(peak, mc.cache_bytes(spec, kept, p) + sub.count * child.peak_cache_bytes)
+            peak = np.maximum(peak, system_.cache_bytes(kept) + sub.count * child.peak_cache_bytes)
             returned = sub.count * sample(sub.return_tokens, samples, rng)
         # what the next turn sees
         evicted = not retained or (scenario.prefix_cache.evict_after_s is not None
