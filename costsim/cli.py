@@ -295,6 +295,100 @@ def plan(
 
 
 @app.command()
+def report(
+    model: Annotated[str, typer.Option("--model", "-m", help="presets, comma-separated")]
+    = "llama-3.1-8b,qwen3-next-80b-a3b,deepseek-v3",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated")] = "h100-sxm,b200",
+    scenario: Annotated[str | None, typer.Option(help="add this scenario's cost per task by kind")] = "coding-agent",
+    out: Annotated[str, typer.Option("--out", help="HTML file to write (self-contained, works offline)")]
+    = "report.html",
+    context: Annotated[str, typer.Option("--context", "-c", help="range lo..hi")] = "1k..10M",
+    points: Annotated[int, typer.Option(help="contexts in the range")] = 60,
+    samples: Annotated[int, typer.Option(help="Monte Carlo samples for the scenario")] = 500,
+    single: Annotated[bool, typer.Option("--single-device", help="one device per system instead of the "
+                                                                 "cheapest layout per point")] = False,
+    max_devices: MaxDevicesOpt = 72,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+) -> None:
+    """One self-contained HTML report: anatomy, cache vs context, serving metrics per device, scenario
+    cost, and the measured error band of the timing model."""
+    from costsim.api import check_price
+    from costsim.errors import CostsimError
+    from costsim.report import build_report, write_report
+    from costsim.sweeps import parse_context_range, split_names
+
+    check_price(price)
+    if not 1 <= samples <= 100_000:
+        raise CostsimError(f"--samples: must be between 1 and 100,000, got {samples}")
+    scen = None if scenario is None or scenario.strip().lower() in ("", "none") else scenario
+    page, charts = build_report(split_names(model, "--model"), split_names(hardware, "--hardware"), scen,
+                                parse_context_range(context, points), _deployment(weight_dtype, kv_dtype, state_dtype),
+                                samples, price, not single, max_devices)
+    write_report(out, page)
+    _emit(f"wrote {out} ({charts} charts, {len(page) / 1e6:.1f} MB)")
+
+
+@app.command()
+def crossover(
+    model: Annotated[list[str], typer.Option("--model", "-m", help="two models: -m A -m B (or -m A,B)")] = [  # noqa: B006
+        "qwen3-32b", "qwen3-next-80b-a3b"],
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
+    context: Annotated[str, typer.Option("--context", "-c", help="range to search, lo..hi")] = "1k..10M",
+    metric: Annotated[str, typer.Option(help="what to compare (lower is better except tokens/s, batch)")]
+    = "usd_per_mtok_output",
+    layout: LayoutOpt = None,
+    plan_mode: PlanOpt = None,
+    plot: Annotated[str | None, typer.Option(help="write both curves and the crossing (HTML) here")] = None,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """The context length(s) where model B becomes cheaper or faster than model A on one accelerator
+    (or one layout, or the cheapest layout per point with --plan auto)."""
+    from costsim.crossover import crossover as run
+    from costsim.errors import CostsimError
+    from costsim.output.formats import dumps_table
+    from costsim.sweeps import parse_context_range, split_names
+
+    names = [n for m in model for n in split_names(m, "--model")]
+    if len(names) != 2:
+        raise CostsimError(f"--model: give exactly two models (-m A -m B), got {len(names)}")
+    bounds = parse_context_range(context, 2)
+    if len(bounds) < 2:
+        raise CostsimError("--context: give a range lo..hi, e.g. 1k..10M")
+    chosen_layout, plan_auto = _layout_choice(layout, plan_mode, 72)
+    _check_metric_and_price(metric, price)
+    r = run(names[0], names[1], hardware, metric, float(bounds[0]), float(bounds[-1]),
+            _deployment(weight_dtype, kv_dtype, state_dtype), chosen_layout, plan_auto, price)
+    if plot:
+        from costsim.crossover import crossover_figure
+        from costsim.output.plots import write_html
+
+        write_html(crossover_figure(r), plot)
+    data = {k: v for k, v in r.items() if k not in ("contexts", "a", "b")}
+    rows = [{"model_a": r["model_a"], "model_b": r["model_b"], "hardware": r["hardware"], "metric": metric, **c}
+            for c in r["crossings"]]
+
+    def table() -> str:
+        title = f"{metric}: {r['model_b']} vs {r['model_a']} on {r['hardware']} ({r['layout']})"
+        if not r["crossings"]:
+            best = r["better_everywhere"]
+            return title + (f"\nno crossing in {context}: {best} is better everywhere" if best else
+                            f"\nneither model fits anywhere in {context}")
+        return dumps_table(["crossing at (tokens)", "better below", "better above", "cause"],
+                           [[f"{c['context_tokens']:,.0f}", c["better_below"], c["better_above"], c["cause"]]
+                            for c in r["crossings"]], title=title)
+
+    _render(fmt, output, data, rows, table)
+
+
+@app.command()
 def disaggregate(
     model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-70b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,

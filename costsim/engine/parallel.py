@@ -1,15 +1,15 @@
 """One model replica over several devices: per-device model, memory, step times with communication,
 and the search over layouts behind `costsim plan` (docs/deployments.md).
 
-Per device, a layout runs the heaviest pipeline stage of a *sharded* model: the contiguous block
-of ceil(layers / pp) layers with the most parameters, heads and FFN widths divided by tp, KV heads by
-tp where they divide (replicated beyond: GQA with 8 KV heads at tp=16 keeps one per device), MLA's
-latent replicated over tp (it has one head), experts divided by ep, the vocabulary by tp, and the
-context by cp. The single-device engine then times that model, and the collectives of
-`engine/comm.py` are added:
+Per device, a layout runs one pipeline stage of a *sharded* model (every distinct contiguous block
+of ceil(layers / pp) layers is built: memory must fit on each, decode waits for the slowest), heads
+and FFN widths divided by tp, KV heads by tp where they divide (replicated beyond: GQA with 8 KV
+heads at tp=16 keeps one per device), MLA's latent replicated over tp (it has one head), experts
+divided by ep, the vocabulary by tp, and the context by cp. The single-device engine then times that
+model, and the collectives of `engine/comm.py` are added:
 
     decode (microbatch m = batch / pp in flight per stage):
-        TPOT = pp x stage(m) - (pp - 1) x lm_head + pp x comm_stage(m) + (pp - 1) x p2p(m d)
+        TPOT = pp x slowest stage(m) without the LM head + lm_head + pp x comm_stage(m) + (pp - 1) x p2p(m d)
         comm_stage: 2 all-reduces of m x d per layer over tp (MoE with ep > 1: one all-reduce and an
         all-to-all dispatch + combine of m x top_k x d over ep); with cp, an all-gather of the partial
         attention outputs per softmax layer
@@ -22,6 +22,7 @@ context by cp. The single-device engine then times that model, and the collectiv
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -144,13 +145,28 @@ def stage_layers(spec: ModelSpec, pp: int) -> list[Layer]:
     return spec.layers[start:start + size]
 
 
-def shard_model(spec: ModelSpec, layout: Layout) -> ModelSpec:
-    """The model one device of the heaviest pipeline stage runs (see the module docstring)."""
-    layers = stage_layers(spec, layout.pp)
-    done: dict[tuple[int, int, int], Layer] = {}  # identical layers shard once (94-layer models, 300 layouts)
+def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
+    """The distinct pipeline stages: contiguous blocks of ceil(layers / pp) layers, one per composition
+    (a hybrid's GGG block and its GGA block time differently; identical blocks are kept once)."""
+    if pp == 1:
+        return [spec.layers]
+    size = math.ceil(spec.num_layers / pp)
+    seen: dict[frozenset, list[Layer]] = {}
+    for start in range(0, spec.num_layers, size):
+        block = spec.layers[start:start + size]
+        # equal layers (frozen, hashable specs) compare equal even where they are distinct objects
+        key = frozenset(Counter((lay.mixer, lay.ffn, lay.norm_params) for lay in block).items())
+        seen.setdefault(key, block)
+    return list(seen.values())
+
+
+def shard_model(spec: ModelSpec, layout: Layout, layers: list[Layer] | None = None) -> ModelSpec:
+    """The model one device of a pipeline stage runs (by default the stage with the most parameters)."""
+    layers = stage_layers(spec, layout.pp) if layers is None else layers
+    done: dict[tuple, Layer] = {}  # equal layers shard once (94-layer models, 300 layouts)
     sharded = []
     for lay in layers:
-        key = id(lay.mixer), id(lay.ffn), lay.norm_params
+        key = lay.mixer, lay.ffn, lay.norm_params
         if key not in done:
             done[key] = Layer(mixer=_shard_mixer(lay.mixer, layout.tp) if lay.mixer else None,
                               ffn=_shard_ffn(lay.ffn, layout.tp, layout.ep), norm_params=lay.norm_params)
@@ -188,29 +204,50 @@ def _ring_bytes(stage: ModelSpec, n_local: np.ndarray, p: Any) -> np.ndarray:
 
 
 class _Sharded:
-    """One layout of one model, ready to time at any context and batch (arrays broadcast)."""
+    """One layout of one model, ready to time at any context and batch (arrays broadcast). Every
+    distinct pipeline stage is its own sharded model: memory must fit on each, a token waits for the
+    slowest stage at every step (pipeline in lockstep), and the LM head runs once."""
 
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool):
         check_layout(spec, hw, layout)
         self.spec, self.hw, self.dep, self.layout, self.overlap = spec, hw, dep, layout, overlap
-        self.stage = shard_model(spec, layout)
+        self.stages = [shard_model(spec, layout, block) for block in stage_blocks(spec, layout.pp)]
         self.p = dep.precision
-        self.weights = mc.param_counts(self.stage).total * self.p.weight_bytes
-        self.usable = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction) - self.weights
+        self.stage_weights = [mc.param_counts(st).total * self.p.weight_bytes for st in self.stages]
+        self.weights = max(self.stage_weights)
+        budget = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction)
+        self.stage_usable = [budget - w for w in self.stage_weights]
+        self.usable = min(self.stage_usable)
         self.usd_s = layout.devices_per_replica * hw.usd_per_hour / 3600.0 / dep.utilisation
 
-    def cache_per_sequence(self, context: np.ndarray) -> np.ndarray:
-        return mc.cache_bytes(self.stage, np.asarray(context, dtype=np.float64) / self.layout.cp, self.p)
+    def _local(self, context: np.ndarray) -> np.ndarray:
+        return np.asarray(context, dtype=np.float64) / self.layout.cp
 
-    def max_batch(self, per_seq: np.ndarray) -> np.ndarray:
-        if self.usable <= 0:
-            return np.zeros_like(per_seq)
-        return np.floor(self.usable / np.maximum(per_seq, 1.0))
+    def stage_cache(self, context: np.ndarray) -> list[np.ndarray]:
+        return [mc.cache_bytes(st, self._local(context), self.p) for st in self.stages]
+
+    def cache_per_sequence(self, context: np.ndarray) -> np.ndarray:
+        """One sequence's cache on the device that holds the most of it."""
+        return np.max(np.stack(np.broadcast_arrays(*self.stage_cache(context))), axis=0)
+
+    def memory_share(self, context: np.ndarray) -> np.ndarray:
+        """Largest share of a device's usable memory one sequence takes."""
+        shares = [c / max(u, 1.0) for c, u in zip(self.stage_cache(context), self.stage_usable, strict=True)]
+        return np.max(np.stack(np.broadcast_arrays(*shares)), axis=0)
+
+    def max_batch_at(self, context: np.ndarray) -> np.ndarray:
+        """Sequences whose caches fit beside the weights on every stage's devices."""
+        fits = []
+        for cache, usable in zip(self.stage_cache(context), self.stage_usable, strict=True):
+            fits.append(np.zeros_like(cache) if usable <= 0 else np.floor(usable / np.maximum(cache, 1.0)))
+        return np.min(np.stack(np.broadcast_arrays(*fits)), axis=0)
 
     def comm_decode(self, b: np.ndarray) -> np.ndarray:
         lay, p = self.layout, self.p
         micro = np.maximum(b / lay.pp, 1.0)
-        total = lay.pp * _comm_per_stage(self.stage, self.hw, lay, micro, p.act_bytes, "decode")
+        per_stage = np.max(np.stack(np.broadcast_arrays(*[
+            _comm_per_stage(st, self.hw, lay, micro, p.act_bytes, "decode") for st in self.stages])), axis=0)
+        total = lay.pp * per_stage
         if lay.pp > 1:
             p2p = comm.point_to_point(self.hw, micro * self.spec.hidden_size * p.act_bytes,
                                       span=lay.devices_per_replica)
@@ -220,9 +257,12 @@ class _Sharded:
     def tpot(self, context: np.ndarray, b: np.ndarray) -> np.ndarray:
         lay = self.layout
         micro = np.maximum(b / lay.pp, 1.0)
-        step = decode_step_time(self.stage, self.hw, np.asarray(context, dtype=np.float64) / lay.cp, micro, self.p,
-                                self.dep.cuda_graphs)
-        return lay.pp * step.total_s - (lay.pp - 1) * step.by_class["lm_head"] + self.comm_decode(b)
+        steps = [decode_step_time(st, self.hw, self._local(context), micro, self.p, self.dep.cuda_graphs)
+                 for st in self.stages]
+        head = steps[0].by_class["lm_head"]
+        slowest = np.max(np.stack(np.broadcast_arrays(*[st.total_s - st.by_class["lm_head"] for st in steps])),
+                         axis=0)
+        return lay.pp * slowest + head + self.comm_decode(b)
 
     def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0) -> np.ndarray:
         """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp)."""
@@ -232,21 +272,24 @@ class _Sharded:
         # load-balanced ring: each rank's n / cp queries see the whole cached prefix and, on average,
         # half of the other ranks' new keys: n^2 / (2 cp) new pairs per rank
         cached = np.asarray(already_cached, dtype=np.float64) + context * (lay.cp - 1) / (2.0 * lay.cp)
-        pre = prefill_time(self.stage, self.hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
-        comm_pre = _comm_per_stage(self.stage, self.hw, lay, n_local, p.act_bytes, "prefill")
-        ring = np.zeros_like(n_local)
-        if lay.cp > 1:
-            ring_total = (lay.cp - 1) * comm.point_to_point(self.hw, _ring_bytes(self.stage, n_local, p),
-                                                            span=lay.tp * lay.cp)
-            attention = pre.by_class.get("attention_prefill", 0.0)
-            ring = np.maximum(ring_total - attention, 0.0) if self.overlap else ring_total
+        per_stage, head = [], 0.0
+        for st in self.stages:
+            pre = prefill_time(st, self.hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
+            comm_pre = _comm_per_stage(st, self.hw, lay, n_local, p.act_bytes, "prefill")
+            ring = np.zeros_like(n_local)
+            if lay.cp > 1:
+                ring_total = (lay.cp - 1) * comm.point_to_point(self.hw, _ring_bytes(st, n_local, p),
+                                                                span=lay.tp * lay.cp)
+                attention = pre.by_class.get("attention_prefill", 0.0)
+                ring = np.maximum(ring_total - attention, 0.0) if self.overlap else ring_total
+            head = pre.by_class["lm_head"]
+            per_stage.append(pre.total_s + comm_pre + ring - head)
+        slowest = np.max(np.stack(np.broadcast_arrays(*per_stage)), axis=0)
         # chunked prefill pipelines through the stages: chunk i runs on stage j while chunk i+1 runs on j-1
         chunks = np.maximum(np.ceil(n_local / dep.prefill_chunk_tokens), 1.0)
-        head = pre.by_class["lm_head"] if lay.pp > 1 else 0.0
-        stage_prefill = pre.total_s + comm_pre + ring - head
         p2p = comm.point_to_point(self.hw, np.minimum(n_local, dep.prefill_chunk_tokens) * self.spec.hidden_size
-                                  * p.act_bytes, span=lay.devices_per_replica)
-        return stage_prefill * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head
+                                  * p.act_bytes, span=lay.devices_per_replica) if lay.pp > 1 else 0.0
+        return slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head
 
 
 def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, context: int,
@@ -255,7 +298,7 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
     """Memory fit, max batch, TPOT, TTFT, throughput and $/Mtok of one layout at one context."""
     sh = _Sharded(spec, hw, dep, layout, overlap)
     per_seq = float(sh.cache_per_sequence(np.asarray(float(context))))
-    fit = int(sh.max_batch(np.asarray(per_seq)))
+    fit = int(sh.max_batch_at(np.asarray(float(context))))
     out: dict[str, Any] = {"devices": layout.devices_per_replica * layout.dp, "layout": layout.as_dict(),
                            "label": layout.label(), "weight_bytes_per_device": sh.weights,
                            "cache_bytes_per_sequence_per_device": per_seq, "max_batch": fit,
@@ -296,7 +339,7 @@ def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: L
     sh = _Sharded(spec, hw, dep, layout, overlap)
     t = np.asarray(contexts, dtype=np.float64)
     per_seq = sh.cache_per_sequence(t)
-    fit = sh.max_batch(per_seq)
+    fit = sh.max_batch_at(t)
     b = np.maximum(fit, 1.0)
     tpot = sh.tpot(t, b)
     ttft = sh.ttft(t)
@@ -405,7 +448,7 @@ def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt:
     if "reason" in dec:
         raise CostsimError(f"disaggregate: the decode layout {decode_layout.label()} {dec['reason']}")
     pre_sh = _Sharded(spec, hw, dep, prefill_layout, overlap)
-    if pre_sh.max_batch(pre_sh.cache_per_sequence(np.asarray(float(prompt)))) < 1:
+    if pre_sh.max_batch_at(np.asarray(float(prompt))) < 1:
         raise CostsimError(f"disaggregate: the prefill layout {prefill_layout.label()} cannot hold one prompt of "
                            f"{prompt:,} tokens; give it more devices (--prefill-layout)")
     ttft_p = float(pre_sh.ttft(np.asarray(float(prompt))))

@@ -111,13 +111,16 @@ class _Layout(_OneDevice):
         return self.sh.ttft(new, cached)
 
     def max_batch(self, context: np.ndarray) -> np.ndarray:
-        return self.sh.max_batch(self.sh.cache_per_sequence(context))
+        return self.sh.max_batch_at(context)
 
     def tpot(self, context: np.ndarray, batch: np.ndarray) -> np.ndarray:
         return self.sh.tpot(context, batch)
 
     def cache_bytes(self, context: np.ndarray) -> np.ndarray:
         return self.sh.cache_per_sequence(context)
+
+    def memory_share(self, context: np.ndarray) -> np.ndarray:
+        return self.sh.memory_share(context)
 
 
 def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
