@@ -11,6 +11,7 @@ from costsim.spec.model import ModelSpec
 
 
 def list_models() -> list[dict[str, Any]]:
+    """The presets: name, layer count and mix, parameters total and active, source file."""
     rows = []
     for preset in presets():
         spec = load_model(preset.name)
@@ -27,6 +28,7 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def list_hardware() -> list[dict[str, Any]]:
+    """The accelerator profiles: peaks, memory, bandwidth and price."""
     from costsim.hardware import hardware_names, load_hardware
 
     rows = []

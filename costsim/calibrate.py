@@ -90,6 +90,9 @@ def _summary(errors: np.ndarray) -> dict[str, float]:
 
 def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = "torch-sdpa-cudnn",
               scan_source: str = "fla") -> dict[str, Any]:
+    """Fit the profile's efficiencies to measurement records (least squares on log time, every other
+    shape held out): top-level groups, then one table per implementation. Returns the fitted values,
+    the per-group report, held-out error by op class and source, and the fitted profile."""
     body = [r for r in records if r.get("op")]
     if not body:
         raise CostsimError("calibrate: no measurement records; pass files written by `costsim bench run`")

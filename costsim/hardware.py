@@ -34,6 +34,8 @@ def _load_named(name: str) -> HardwareProfile:
 
 
 def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareProfile:
+    """A profile by name (`costsim hardware`) or from a .toml file; keyword overrides replace fields
+    (e.g. usd_per_hour=2.0). Unknown names and bad files raise CostsimError with the fix."""
     text = str(name_or_path).strip()
     key = text.lower()
     if key in hardware_names():

@@ -30,6 +30,8 @@ def _f(x: Any) -> float:
 
 
 def inspect_model(spec: ModelSpec, context: int, p: Precision | None = None, batch: int = 1) -> dict[str, Any]:
+    """What `costsim inspect` prints: parameters, cache per token and per sequence (by layer kind and
+    component), prefill FLOPs, decode FLOPs and bytes per step at `batch`."""
     p = p or Precision()
     counts = mc.param_counts(spec)
     prefill = mc.prefill_cost(spec, context, 0, 1, p)

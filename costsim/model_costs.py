@@ -44,6 +44,8 @@ def embedding_params(spec: ModelSpec) -> int:
 
 
 def param_counts(spec: ModelSpec) -> ParamCounts:
+    """Exact parameters: total, active per token (routed experts counted top_k of E), embedding and LM
+    head, and by part (mixer family, ffn, norms, embedding). Cached per model."""
     key = (id(spec.layers), spec.hidden_size, spec.vocab_size, spec.tie_embeddings, spec.final_norm_params)
     hit = _PARAM_CACHE.get(key)
     if hit is not None and hit[0] is spec.layers:
@@ -97,6 +99,8 @@ def cache_bytes_by_component(spec: ModelSpec, t: ArrayLike, p: Precision = DEFAU
 
 
 def cache_bytes(spec: ModelSpec, t: ArrayLike, p: Precision = DEFAULT_PRECISION) -> np.ndarray:
+    """Bytes one sequence holds at context t (vectorised): KV / latent caches, full windows and
+    recurrent / conv state, in the precision's cache and state dtypes."""
     t = as_array(t)
     return sum(cache_bytes_by_kind(spec, t, p).values(), np.zeros_like(t))
 

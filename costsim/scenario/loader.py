@@ -20,6 +20,7 @@ def scenario_names() -> list[str]:
 
 
 def load_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario by name (`costsim scenario list`) or a scenario .toml file."""
     text = str(name_or_path).strip()
     path = data_dir("scenarios") / f"{text}.toml"
     if not path.is_file():
