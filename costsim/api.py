@@ -44,11 +44,18 @@ def list_hardware() -> list[dict[str, Any]]:
     return rows
 
 
-def check_price(price: float | None) -> None:
+def check_positive(name: str, value: float | None, unit: str = "") -> None:
+    """A finite positive number, or absent: the one-line error names the option."""
+    import math
+
     from costsim.errors import CostsimError
 
-    if price is not None and not price > 0:
-        raise CostsimError(f"--price: must be a positive number of USD per hour, got {price}")
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise CostsimError(f"{name}: must be a finite positive number{unit}, got {value}")
+
+
+def check_price(price: float | None) -> None:
+    check_positive("--price", price, " of USD per hour")
 
 
 def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
@@ -65,8 +72,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
-    if tpot_ms is not None and not tpot_ms > 0:
-        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    check_positive("--tpot-ms", tpot_ms, " of milliseconds")
     hw = load_hardware(hardware, usd_per_hour=price)
     n = parse_tokens(context, "--context")
     b: int | None
@@ -96,9 +102,8 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
-    for name, value in (("--tpot-ms", tpot_ms), ("--ttft-s", ttft_s)):
-        if value is not None and not value > 0:
-            raise CostsimError(f"{name}: must be a positive number, got {value}")
+    check_positive("--tpot-ms", tpot_ms, " of milliseconds")
+    check_positive("--ttft-s", ttft_s, " of seconds")
     if max_devices < 1 or max_devices > 4096:
         raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
     hw = load_hardware(hardware, usd_per_hour=price)
@@ -113,7 +118,6 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
                     kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True) -> dict[str, Any]:
     """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
     from costsim.engine.parallel import evaluate_layout
-    from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
@@ -121,8 +125,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
-    if tpot_ms is not None and not tpot_ms > 0:
-        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    check_positive("--tpot-ms", tpot_ms, " of milliseconds")
     hw = load_hardware(hardware, usd_per_hour=price)
     b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
@@ -138,7 +141,6 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
                  kv_cache: str = "bf16", state: str = "fp32") -> dict[str, Any]:
     """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
     from costsim.engine.parallel import disaggregated
-    from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
@@ -146,8 +148,7 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
-    if tpot_ms is not None and not tpot_ms > 0:
-        raise CostsimError(f"--tpot-ms: must be a positive number of milliseconds, got {tpot_ms}")
+    check_positive("--tpot-ms", tpot_ms, " of milliseconds")
     hw = load_hardware(hardware, usd_per_hour=price)
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
     return disaggregated(spec, hw, dep, parse_tokens(prompt, "--prompt"),

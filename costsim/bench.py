@@ -19,6 +19,7 @@ from pathlib import Path
 
 from costsim.data import data_dir
 from costsim.errors import CostsimError
+from costsim.output.atomic import write_atomic
 
 
 def _check_machine() -> None:
@@ -48,7 +49,7 @@ def _stamp_header(path: Path, invocation: str, run_id: str) -> None:
         return
     head.update(invocation=invocation, run_id=run_id)
     lines[0] = json.dumps(head)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def _run_id() -> str:

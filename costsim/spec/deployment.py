@@ -10,7 +10,7 @@ from costsim.spec.dtypes import DtypeName, Precision
 
 
 class Deployment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weights: DtypeName = "bf16"
     kv_cache: DtypeName = "bf16"

@@ -32,7 +32,7 @@ class Precision(BaseModel):
     The short-convolution state follows the activations, as in vLLM and mamba_ssm.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weights: DtypeName = "bf16"
     kv_cache: DtypeName = "bf16"

@@ -19,7 +19,7 @@ class Efficiency(BaseModel):
     """Achieved fraction of peak, per kernel class. A curve f(x) = max * x / (x + half) saturates
     at ``max`` and reaches half of it at ``half`` (bytes moved, or rows of a GEMM)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     memory_max: Fraction = Field(0.90, gt=0, le=1, description="large streaming reads/copies, of datasheet BW")
     memory_half_bytes: PositiveFloat = Field(16e6, description="bytes per kernel at which half of memory_max")
@@ -63,7 +63,7 @@ class Efficiency(BaseModel):
 
 
 class HardwareProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     display_name: str

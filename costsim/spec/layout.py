@@ -22,7 +22,7 @@ FIELDS = ("tp", "cp", "pp", "ep", "dp")
 
 
 class Layout(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     tp: PositiveInt = 1
     cp: PositiveInt = 1
