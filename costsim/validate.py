@@ -136,6 +136,15 @@ def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
 
     spec = model_for_record(r)
     p = _precision(r.get("dtype", "bf16"))
+    if r.get("layout"):  # a tensor-parallel step over several GPUs: engine/parallel.py, comm included
+        from costsim.engine.parallel import _Sharded
+        from costsim.spec.deployment import Deployment
+        from costsim.spec.layout import Layout
+
+        sh = _Sharded(spec, hw, Deployment(weights=p.weights), Layout(**r["layout"]), overlap=True)
+        if r["phase"] == "decode":
+            return float(sh.tpot(np.asarray(float(r["context"])), np.asarray(float(r["batch"]))))
+        return float(sh.ttft(np.asarray(float(r["seq_len"]))))
     if r["phase"] == "decode":
         return float(decode_step_time(spec, hw, r["context"], r["batch"], p,
                                       cuda_graphs=bool(r.get("cuda_graph", True))).total_s)
@@ -158,10 +167,27 @@ def model_for_record(r: dict[str, Any]):
     return load_model(str(path))
 
 
+def _collective(r: dict[str, Any], hw: HardwareProfile) -> float:
+    """One collective as costsim/engine/comm.py prices it (the group on one node's links)."""
+    from costsim.engine import comm
+
+    fn = {"all_reduce": comm.all_reduce, "all_gather": comm.all_gather, "reduce_scatter": comm.reduce_scatter,
+          "all_to_all": comm.all_to_all}.get(r["collective"])
+    if fn is None:
+        raise CostsimError(f"collective record: unknown collective '{r['collective']}'; use all_reduce, all_gather, "
+                           "reduce_scatter or all_to_all")
+    ranks = int(r["ranks"])
+    # several nodes: the group spans more than any scale-up domain, so the network carries it
+    span = ranks if int(r.get("nodes", 1)) == 1 else 10**9
+    return float(fn(hw, ranks, float(r["bytes"]), span=span))
+
+
 def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     """Predicted seconds for one measured kernel; None for ops the engine does not model (launch)."""
     if r["op"] == "model_step":
         return _model_step(r, hw)
+    if r["op"] == "collective":
+        return _collective(r, hw)
     if r["op"] == "launch":
         e = hw.efficiency
         return e.graph_overhead_s if r.get("variant") == "graph" else e.kernel_overhead_s
@@ -185,6 +211,8 @@ def family_of(r: dict[str, Any]) -> str:
     op = r["op"]
     if op == "model_step":
         return f"{r['phase']}:{r.get('model_name', r['model'])}"
+    if op == "collective":
+        return f"{r['collective']}:{r['ranks']}"
     if op.startswith("linear_"):
         return r["variant"]
     if op == "attention_decode":

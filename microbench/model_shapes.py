@@ -59,4 +59,19 @@ MODELS: dict[str, dict] = {
         "decode": [(1, 4096), (8, 4096), (32, 4096), (64, 2048), (1, 16384)],
         "prefill": [(1, 2048), (1, 8192), (4, 2048)],
     },
+    # tensor-parallel only (140 GB of weights): `torchrun --nproc_per_node 8 model_step.py --tp 8 --only llama-3.1-70b`
+    "llama-3.1-70b": {
+        "model": "llama-3.1-70b",
+        "kind": "gqa",
+        "tp_only": True,
+        "hidden": 8192,
+        "layers": 80,
+        "heads": 64,
+        "kv_heads": 8,
+        "head_dim": 128,
+        "intermediate": 28672,
+        "vocab": 128256,
+        "decode": [(1, 8192), (16, 8192), (64, 4096), (1, 32768), (8, 32768)],
+        "prefill": [(1, 4096), (1, 16384)],
+    },
 }

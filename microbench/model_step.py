@@ -55,6 +55,8 @@ class Run:
     hardware = ""
     count = 0
     fused = True
+    tp = 1  # tensor-parallel ranks (torchrun); rank 0 writes the records
+    rank = 0
 
     def __init__(self) -> None:
         self.checks: list = []
@@ -315,9 +317,30 @@ def ffn(p, h):
 # ---------------------------------------------------------------- model
 
 
+def tp_shapes(m: dict, tp: int) -> dict:
+    """One rank's share of a GQA model under tensor parallelism: heads, KV heads (replicated beyond
+    their count), FFN width and vocabulary divided by tp, as costsim's engine/parallel.py shards them."""
+    if tp == 1:
+        return m
+    if m["kind"] != "gqa" or m["heads"] % tp or m["intermediate"] % tp:
+        raise SystemExit(f"--tp {tp}: only GQA models whose heads and FFN width divide by tp are sharded here")
+    kv = m["kv_heads"] // tp if m["kv_heads"] % tp == 0 else 1
+    return dict(m, heads=m["heads"] // tp, kv_heads=kv, intermediate=m["intermediate"] // tp,
+                vocab=-(-m["vocab"] // tp))
+
+
+def all_reduce(x):
+    """Sum a row-parallel output over the tensor-parallel ranks (identity on one GPU)."""
+    if R.tp > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(x)
+    return x
+
+
 class Model:
     def __init__(self, name):
-        m = MODELS[name]
+        m = tp_shapes(MODELS[name], R.tp)
         self.name, self.m = name, m
         d = m["hidden"]
         self.kinds = []
@@ -395,8 +418,9 @@ class Model:
                 x = mla(self.m, layer["mix"], h, st, phase, ctx, backend)
             else:
                 x = softmax_attn(self.m, layer["mix"], h, st, phase, ctx, backend, kind == "gated_attn")
+            x = all_reduce(x)
             h, res = K["add_rms_norm"](x.view(B * S, d), res, layer["n2"])
-            x = ffn(layer["ffn"], h.view(B, S, d))
+            x = all_reduce(ffn(layer["ffn"], h.view(B, S, d)))
         h, _ = K["add_rms_norm"](x.view(B * S, d), res, self.final_norm)
         return h.view(B, S, d)[:, -1] @ self.lm_head
 
@@ -642,6 +666,9 @@ def run_model(name):
                "attention_kernel": ("torch-bmm-absorbed-mla" if m["kind"] == "mla" and phase == "decode"
                                     else label + ("+pad_v" if pad_v else "")),
                "weights_bytes": model.weight_bytes}
+        if R.tp > 1:
+            rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py
+            rec["weights_bytes_per_rank"] = rec.pop("weights_bytes")
         if profiled:
             rec["profile_s_by_class"] = profiled  # one eager step under the profiler, first point of the phase
         if m["kind"] == "hybrid_gdn":
@@ -657,9 +684,19 @@ def run_model(name):
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv
-    ap = common_parser(__doc__, 300.0, list(MODELS))
+    ap = common_parser(__doc__, 300.0, [n for n in MODELS if not MODELS[n].get("tp_only")])
     ap.add_argument("--no-fuse", action="store_true", help="plain eager elementwise ops (no torch.compile)")
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks; run under torchrun --nproc_per_node N")
     a = ap.parse_args(argv[1:])
+    if a.tp > 1:
+        import torch.distributed as dist
+
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        if dist.get_world_size() != a.tp:
+            raise SystemExit(f"--tp {a.tp} needs torchrun --nproc_per_node {a.tp} (world size {dist.get_world_size()})")
+        R.tp, R.rank = a.tp, dist.get_rank()
     R.t0 = time.time()
     R.quick = a.quick
     R.deadline = a.deadline or (90.0 if a.quick else 300.0)
@@ -671,8 +708,11 @@ def main(argv=None):
     R.hardware = hardware_slug(R.gpu_name)
     R.fused = not a.no_fuse
     set_fusion(R.fused)
+    if R.rank != 0:  # every rank runs the same steps (collectives must match); rank 0 writes
+        a.out, a.log = os.devnull, None
     R.out = sys.stdout if a.out == "-" else open(a.out, "w")  # noqa: SIM115
-    h = gpu_header(R.gpu_name, R.hardware, argv, R.quick, fused_elementwise=R.fused, deadline_s=R.deadline)
+    h = gpu_header(R.gpu_name, R.hardware, argv, R.quick, fused_elementwise=R.fused, deadline_s=R.deadline,
+                   tp=R.tp)
     R.out.write(json.dumps(h) + "\n")
     log(json.dumps(h))
     names = [n for n in MODELS if n in a.only.split(",")]

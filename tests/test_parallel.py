@@ -211,3 +211,23 @@ def test_compare_plan_auto_and_flag_errors(capsys):
     assert code == 2 and "only 'auto'" in capsys.readouterr().err
     code = main(["sweep", "--layout", "tp=2", "--plan", "auto"])
     assert code == 2 and "exclude each other" in capsys.readouterr().err
+
+
+def test_collective_records_are_predicted_by_the_comm_model(h100):
+    """microbench/collectives.py records (op `collective`) go through costsim validate like kernels."""
+    from costsim.spec.measurement import _problem
+    from costsim.validate import predict_record, validate
+
+    records = [{"op": "collective", "collective": c, "ranks": 8, "nodes": 1, "bytes": 2**30, "dtype": "bf16",
+                "hardware": "h100-sxm", "gpu_name": "NVIDIA H100 80GB HBM3", "source": "nccl", "time_s": 5e-3}
+               for c in ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")]
+    assert all(_problem(r) is None for r in records)
+    assert predict_record(records[0], h100) == pytest.approx(float(comm.all_reduce(h100, 8, 2**30)))
+    assert predict_record(records[3], h100) == pytest.approx(float(comm.all_to_all(h100, 8, 2**30)))
+    two_nodes = dict(records[0], ranks=16, nodes=2)
+    assert predict_record(two_nodes, h100) == pytest.approx(float(comm.all_reduce(h100, 16, 2**30, span=10**9)))
+    summary = validate(records)["summary"]
+    assert set(summary["by_family"]) == {f"collective/{c}:8" for c in
+                                         ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")}
+    with pytest.raises(CostsimError, match="unknown collective"):
+        predict_record(dict(records[0], collective="broadcast"), h100)

@@ -27,10 +27,12 @@ SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
     "launch": ("variant",),
     # documented in microbench/NOTES.md: a whole decode step or prefill of a synthetic model (model_step.py)
     "model_step": ("phase", "model", "batch", "context", "seq_len"),
+    # documented in microbench/NOTES.md: one NCCL collective over `ranks` GPUs of one node (collectives.py)
+    "collective": ("collective", "ranks", "bytes"),
 }
 
 KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdpa-cudnn", "torch-sdpa-math",
-                 "torch-sdpa-efficient", "torch-flex", "fla", "torch-model-step")
+                 "torch-sdpa-efficient", "torch-flex", "fla", "torch-model-step", "nccl", "gloo")
 LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
 
 
