@@ -39,12 +39,10 @@ def _cache(spec: costsim.ModelSpec, t: float, p: costsim.Precision | None = None
 
 # --- configurations that are not presets ------------------------------------------------------------
 
-# deepseek-ai/DeepSeek-V2 config.json (architecture keys as published; see docs/claims.md for where read).
-# costsim has no `deepseek_v2` importer; its `deepseek_v3` importer reads exactly these keys (MLA ranks and
-# head dims, first_k_dense_replace, moe_layer_freq, routed/shared experts, topk_method), so the config is
-# loaded under that model_type. Only model_type differs from the published file.
+# deepseek-ai/DeepSeek-V2 config.json (architecture keys as published; see docs/claims.md for where read),
+# loaded by costsim's `deepseek_v2` importer (the DeepSeek MLA/MoE reader V3 uses too).
 DEEPSEEK_V2 = {
-    "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v3",
+    "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
     "hidden_size": 5120, "intermediate_size": 12288, "num_hidden_layers": 60, "num_attention_heads": 128,
     "num_key_value_heads": 128, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
     "qk_rope_head_dim": 64, "v_head_dim": 128, "first_k_dense_replace": 1, "moe_layer_freq": 1,

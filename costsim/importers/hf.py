@@ -399,6 +399,7 @@ BUILDERS: dict[str, Builder] = {
     "qwen3": _llama_like,
     "qwen3_moe": _llama_like,
     "qwen3_next": _qwen3_next,
+    "deepseek_v2": _deepseek,  # same fields as V3 (MLA, MoE with shared experts)
     "deepseek_v3": _deepseek,
     "deepseek_v32": _deepseek,
     "kimi_linear": _kimi_linear,
