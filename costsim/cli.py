@@ -700,6 +700,8 @@ def scenario_run(
         raise CostsimError(f"--samples: must be between 1 and 1,000,000, got {samples}")
     if not 0 < utilisation <= 1:
         raise CostsimError(f"--utilisation: must be in (0, 1], got {utilisation}")
+    if not 0 <= seed < 2**63:
+        raise CostsimError(f"--seed: must be a whole number from 0 to 2^63 - 1, got {seed}")
     sc = load_scenario(scenario)
     dep = _deployment(weight_dtype, kv_dtype, state_dtype).model_copy(update={"utilisation": utilisation})
     chosen_layout = None if layout is None else _layout_choice(layout, None, 72)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,23 @@ def test_every_command_every_format_and_output_file(tmp_path, capsys, command, f
     assert main([*command, "-f", fmt, "-o", str(target)]) == 0
     assert capsys.readouterr().out == ""
     assert target.read_text().strip()
+
+
+@pytest.mark.parametrize("args", [
+    ["scenario", "run", "chat", "--seed", "-5"],          # found by the long fuzz run: was an internal error
+    ["estimate", "--tpot-ms", "inf"],                     # an infinite target was accepted
+    ["estimate", "--price", "inf"],
+    ["plan", "--ttft-s", "nan"],
+])
+def test_inputs_the_fuzzer_found(capsys, args):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "internal error" not in err
+
+
+def test_an_infinite_hardware_peak_is_refused(tmp_path, capsys):
+    source = (Path(__file__).parent.parent / "hardware_profiles" / "h100-sxm.toml").read_text()
+    profile = tmp_path / "hw.toml"
+    profile.write_text(source.replace("vector_tflops = 66.9", 'vector_tflops = "1e999"'))
+    assert main(["estimate", "-H", str(profile)]) == 2
+    assert "finite" in capsys.readouterr().err

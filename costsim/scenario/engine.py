@@ -127,6 +127,10 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
              samples: int = 1, seed: int = 0, api: ApiPrice | None = None, layout: Layout | None = None) -> TaskCost:
     """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica."""
     dep = dep or Deployment()
+    if not 0 <= seed < 2**63:
+        from costsim.errors import CostsimError
+
+        raise CostsimError(f"seed: must be a whole number from 0 to 2^63 - 1, got {seed}")
     rng = np.random.default_rng(seed)
     system_ = _OneDevice(spec, hw, dep) if layout is None else _Layout(spec, hw, dep, layout)
     price = system_.price
