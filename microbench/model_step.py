@@ -57,6 +57,7 @@ class Run:
     fused = True
     tp = 1  # tensor-parallel ranks (torchrun); rank 0 writes the records
     rank = 0
+    mla_triton = False  # fused MLA decode kernel (mla_decode.py) once it passes its check
 
     def __init__(self) -> None:
         self.checks: list = []
@@ -298,9 +299,14 @@ def mla(m, p, h, st, phase, ctx, backend):
         qf = torch.cat((q_lat, q_rope[:, 0]), -1)  # (B, H, kr + rope)
         # the whole cache, rounded up to 8 tokens so cuBLAS gets aligned rows; `mask` hides the padding
         cache = st["cache"]
-        scores = torch.bmm(qf, cache.transpose(1, 2))  # (B, H, C)
-        prob = K["softmax_masked"](scores.view(B * H, -1), st["mask"], scale).view(B, H, -1)
-        o_lat = torch.bmm(prob, cache[..., :kr])  # (B, H, kr)
+        if R.mla_triton:  # one fused pass over the latent cache (FlashMLA-like, mla_decode.py)
+            from mla_decode import mla_decode
+
+            o_lat = mla_decode(qf.contiguous(), cache, ctx + S, scale)
+        else:
+            scores = torch.bmm(qf, cache.transpose(1, 2))  # (B, H, C)
+            prob = K["softmax_masked"](scores.view(B * H, -1), st["mask"], scale).view(B, H, -1)
+            o_lat = torch.bmm(prob, cache[..., :kr])  # (B, H, kr)
         o = torch.bmm(o_lat.transpose(0, 1), p["w_uv"]).transpose(0, 1).reshape(B, S, H * vd)
     return o @ p["wo"]
 
@@ -585,6 +591,35 @@ def check_cache_consistency(model):
     return ok
 
 
+def check_mla_kernel(model):
+    """The fused Triton MLA decode against the batched-GEMM form on a whole decode step (odd context,
+    a partial tile, several splits); the fused kernel is used only if it agrees."""
+    from torch.nn.attention import SDPBackend
+
+    B, ctx = 3, 301
+    tokens = torch.randint(0, model.m["vocab"], (B, 1), device=DEV)
+    outs = []
+    try:
+        for use in (False, True):
+            R.mla_triton = use
+            torch.manual_seed(5)
+            st = model.state(B, ctx + 1, 1, ctx)
+            with torch.inference_mode():
+                outs.append(model.step(tokens, st, "decode", ctx, SDPBackend.MATH))
+        err = rel_err(outs[1], outs[0])
+    except Exception as exc:
+        log(f"  triton MLA decode unavailable ({str(exc).splitlines()[0][:160]}); batched GEMMs instead")
+        R.mla_triton = False
+        return False
+    finally:
+        R.mla_triton = False
+    ok = bool(torch.isfinite(outs[1]).all()) and err < 3e-2
+    R.checks.append((f"{model.name} triton MLA decode vs batched GEMMs", err, ok))
+    log(f"CHECK {model.name} decode step, triton MLA kernel vs batched GEMMs: rel_err {err:.3e} (bound 3e-2) "
+        f"{'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def emit(rec):
     R.out.write(json.dumps(rec) + "\n")
     R.out.flush()
@@ -603,6 +638,7 @@ def run_model(name):
     if m["kind"] != "hybrid_gdn" and not check_cache_consistency(model):  # (GDN state is not carried over)
         R.errors.append((name, "cache consistency check failed"))
         return
+    R.mla_triton = m["kind"] == "mla" and check_mla_kernel(model)
     mix_kinds = sorted(set(model.kinds))
     points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
     if R.quick:
@@ -663,7 +699,8 @@ def run_model(name):
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
                "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
-               "attention_kernel": ("torch-bmm-absorbed-mla" if m["kind"] == "mla" and phase == "decode"
+               "attention_kernel": (("triton-mla-decode" if R.mla_triton else "torch-bmm-absorbed-mla")
+                                    if m["kind"] == "mla" and phase == "decode"
                                     else label + ("+pad_v" if pad_v else "")),
                "weights_bytes": model.weight_bytes}
         if R.tp > 1:
