@@ -80,7 +80,7 @@ def _cache(specs: list, contexts: np.ndarray, dep: Deployment) -> Any:
     return fig
 
 
-def _serving(result, n_models: int) -> Any:
+def _serving(result) -> Any:
     """One chart, a button per metric; colour per model, dash per device."""
     import plotly.graph_objects as go
 
@@ -193,7 +193,7 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
                                      "letters: " + ", ".join(f"{k}={v}" for k, v in PATTERN_LETTERS.items())),
         ("Memory", _cache(specs, contexts, dep), "What one sequence holds at each context: the growing KV / latent "
                                                  "cache plus windows and recurrent state that stop growing."),
-        ("Serving", _serving(result, len(specs)),
+        ("Serving", _serving(result),
          (f"Per point, the cheapest parallel layout up to {max_devices} devices (hover for it; "
           "docs/deployments.md), " if plan_auto else "One device per system, ") + "the largest batch that fits; "
          "one line style per "

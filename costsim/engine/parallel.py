@@ -115,36 +115,6 @@ def check_layout(spec: ModelSpec, hw: HardwareProfile, layout: Layout) -> None:
                            f"{hw.name}")
 
 
-_LAYER_PARAMS: dict[int, tuple[ModelSpec, list[float]]] = {}
-
-
-def _layer_params(spec: ModelSpec) -> list[float]:
-    """Parameters of each layer (cached per model object): what decides the heaviest stage."""
-    cached = _LAYER_PARAMS.get(id(spec))
-    if cached is None or cached[0] is not spec:
-        one: dict[tuple[int, int], float] = {}
-        for layer in spec.layers:
-            key = id(layer.mixer), id(layer.ffn)
-            if key not in one:
-                counts = mc.param_counts(spec.model_copy(update={"layers": [layer]}))
-                one[key] = float(counts.total - counts.embedding)  # the layer's own weights
-        cached = (spec, [one[id(lay.mixer), id(lay.ffn)] for lay in spec.layers])
-        _LAYER_PARAMS[id(spec)] = cached
-    return cached[1]
-
-
-def stage_layers(spec: ModelSpec, pp: int) -> list[Layer]:
-    """The heaviest of pp contiguous stages of ceil(layers / pp) layers (DeepSeek's MoE layers, not
-    its three dense ones; a hybrid keeps the mix of the block it gets)."""
-    if pp == 1:
-        return spec.layers
-    size = math.ceil(spec.num_layers / pp)
-    params = np.asarray(_layer_params(spec))
-    starts = range(0, spec.num_layers, size)
-    start = max(starts, key=lambda i: params[i:i + size].sum())
-    return spec.layers[start:start + size]
-
-
 def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
     """The distinct pipeline stages: contiguous blocks of ceil(layers / pp) layers, one per composition
     (a hybrid's GGG block and its GGA block time differently; identical blocks are kept once)."""
@@ -162,7 +132,9 @@ def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
 
 def shard_model(spec: ModelSpec, layout: Layout, layers: list[Layer] | None = None) -> ModelSpec:
     """The model one device of a pipeline stage runs (by default the stage with the most parameters)."""
-    layers = stage_layers(spec, layout.pp) if layers is None else layers
+    if layers is None:
+        layers = max(stage_blocks(spec, layout.pp),
+                     key=lambda block: mc.param_counts(spec.model_copy(update={"layers": block})).total)
     done: dict[tuple, Layer] = {}  # equal layers shard once (94-layer models, 300 layouts)
     sharded = []
     for lay in layers:
@@ -234,6 +206,13 @@ class _Sharded:
         """Largest share of a device's usable memory one sequence takes."""
         shares = [c / max(u, 1.0) for c, u in zip(self.stage_cache(context), self.stage_usable, strict=True)]
         return np.max(np.stack(np.broadcast_arrays(*shares)), axis=0)
+
+    def cached_read_s(self, context: np.ndarray) -> np.ndarray:
+        """Device time to read one cached token's entry at this context: it lives on one cp rank's
+        shard and is read there, every rank reading its own tokens in parallel."""
+        t = np.asarray(context, dtype=np.float64)
+        growth = self.cache_per_sequence(t + 1.0) - self.cache_per_sequence(t)  # (t + 1) / cp local tokens
+        return growth / (self.hw.bandwidth_bytes_s * self.hw.efficiency.memory_max)
 
     def max_batch_at(self, context: np.ndarray) -> np.ndarray:
         """Sequences whose caches fit beside the weights on every stage's devices."""
@@ -324,8 +303,9 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
     b, tpot = float(candidates[idx]), float(tpots[idx])
     ttft = float(sh.ttft(np.asarray(float(context))))
     decode_tps = b / tpot
-    out.update(batch=int(b), tpot_s=tpot, tpot_batch1_s=float(sh.tpot(np.asarray(float(context)),
-                                                                      np.asarray([1.0]))[0]),
+    # the batch search starts at one sequence; a given batch needs the batch-1 step timed apart
+    tpot1 = float(tpots[0]) if batch is None else float(sh.tpot(np.asarray(float(context)), np.asarray([1.0]))[0])
+    out.update(batch=int(b), tpot_s=tpot, tpot_batch1_s=tpot1,
                ttft_s=ttft, decode_tokens_per_s=decode_tps * layout.dp,
                prefill_tokens_per_s=context / ttft * layout.dp, meets_latency=True,
                usd_per_mtok_output=sh.usd_s / decode_tps * 1e6, usd_per_mtok_input=sh.usd_s * ttft / context * 1e6,
@@ -338,13 +318,11 @@ def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: L
     """One layout over many contexts at the largest batch that fits (the sweep's view): arrays."""
     sh = _Sharded(spec, hw, dep, layout, overlap)
     t = np.asarray(contexts, dtype=np.float64)
-    per_seq = sh.cache_per_sequence(t)
     fit = sh.max_batch_at(t)
     b = np.maximum(fit, 1.0)
     tpot = sh.tpot(t, b)
     ttft = sh.ttft(t)
-    growing = (sh.cache_per_sequence(t + 1.0) - per_seq) * layout.cp  # bytes per token on each device's shard
-    read = growing / layout.cp / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+    read = sh.cached_read_s(t)
     devices = np.full_like(t, float(layout.devices))
     return {"max_batch": fit, "batch": b, "fits_memory": fit >= 1, "tpot_s": tpot, "ttft_s": ttft,
             "decode_tokens_per_s": b / tpot * layout.dp, "prefill_tokens_per_s": t / ttft * layout.dp,

@@ -102,10 +102,8 @@ class _Layout(_OneDevice):
         self.sh = _Sharded(spec, hw, dep, layout, overlap=True)
         self.price = self.sh.usd_s * SECONDS_PER_HOUR
         self.usable = self.sh.usable
-        per_device = self.sh.cache_per_sequence(np.asarray(2e6)) - self.sh.cache_per_sequence(np.asarray(1e6))
-        # per context token: a cached token lives on one cp rank and is read there, all ranks reading
-        # in parallel, so the shard's growth per context token is already the per-token read
-        self.read_s_per_token = float(per_device) / 1e6 / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+        # at a context past every window, as the single-device path reads only the growing layers
+        self.read_s_per_token = float(self.sh.cached_read_s(np.asarray(1e6)))
 
     def prefill_s(self, new: np.ndarray, cached: np.ndarray) -> np.ndarray:
         return self.sh.ttft(new, cached)
