@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_shapes import MODELS
-from torch_env import common_parser, gpu_header, hardware_slug
+from torch_env import common_parser, gpu_header, hardware_slug, write_log
 
 DT = torch.bfloat16
 EPS = 1e-6
@@ -68,11 +68,7 @@ R = Run()
 
 
 def log(msg: str) -> None:
-    line = f"[{time.time() - R.t0:8.1f}s] {msg}"
-    print(line, file=sys.stderr, flush=True)
-    if R.logf:
-        R.logf.write(line + "\n")
-        R.logf.flush()
+    write_log(msg, R.t0, R.logf)
 
 
 # ---------------------------------------------------------------- fused elementwise work

@@ -7,8 +7,18 @@ import datetime
 import re
 import subprocess
 import sys
+import time
 
 import torch
+
+
+def write_log(msg: str, t0: float, logf, width: int = 8) -> None:
+    """One timestamped line to stderr (as it happens) and to the log file, if one is open."""
+    line = f"[{time.time() - t0:{width}.1f}s] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    if logf:
+        logf.write(line + "\n")
+        logf.flush()
 
 
 def hardware_slug(name: str) -> str:

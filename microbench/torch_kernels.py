@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_env import common_parser, gpu_header, hardware_slug
+from torch_env import common_parser, gpu_header, hardware_slug, write_log
 
 SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "fla_decode", "fla_prefill", "flex")
 # relative weight of each section in the time left (a section may use less)
@@ -62,11 +62,7 @@ C = Ctx()
 
 
 def log(msg: str) -> None:
-    line = f"[{time.time() - C.t_start:7.1f}s] {msg}"
-    print(line, file=sys.stderr, flush=True)
-    if C.logf:
-        C.logf.write(line + "\n")
-        C.logf.flush()
+    write_log(msg, C.t_start, C.logf, width=7)
 
 
 def past_section_end() -> bool:

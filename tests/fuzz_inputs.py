@@ -45,12 +45,18 @@ def _dump_toml(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _garbage(rng: random.Random, path: Path) -> bool:
+    """Now and then the file is not what it claims at all (empty, truncated, binary, ...)."""
+    if rng.random() < 0.15:
+        path.write_bytes(rng.choice(GARBAGE))
+        return True
+    return False
+
+
 def hf_config(rng: random.Random, folder: Path) -> list[str]:
     """A preset's config.json with one required field broken, or a file that is not JSON."""
     path = folder / f"config-{rng.randrange(10**9)}.json"
-    if rng.random() < 0.15:
-        path.write_bytes(rng.choice(GARBAGE))
-    else:
+    if not _garbage(rng, path):
         source = rng.choice(sorted((ROOT / "models").glob("*.json")))
         data = json.loads(source.read_text(encoding="utf-8"))
         if rng.random() < 0.1:
@@ -69,9 +75,7 @@ def hf_config(rng: random.Random, folder: Path) -> list[str]:
 
 def hardware_profile(rng: random.Random, folder: Path) -> list[str]:
     path = folder / f"hw-{rng.randrange(10**9)}.toml"
-    if rng.random() < 0.15:
-        path.write_bytes(rng.choice(GARBAGE))
-    else:
+    if not _garbage(rng, path):
         source = rng.choice(sorted((ROOT / "hardware_profiles").glob("*.toml")))
         data = tomllib.loads(source.read_text(encoding="utf-8"))
         data.pop("sources", None)
@@ -92,9 +96,7 @@ def hardware_profile(rng: random.Random, folder: Path) -> list[str]:
 
 def scenario_file(rng: random.Random, folder: Path) -> list[str]:
     path = folder / f"scenario-{rng.randrange(10**9)}.toml"
-    if rng.random() < 0.15:
-        path.write_bytes(rng.choice(GARBAGE))
-    else:
+    if not _garbage(rng, path):
         roll = rng.random()
         bad = rng.choice([x for x in BAD_NUMBERS if x != 0])  # a turn may have no new input or no latency
         if roll < 0.4:
