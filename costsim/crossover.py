@@ -52,7 +52,7 @@ def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_
             return sign * (np.log(values_b) - np.log(values_a))
 
     adv = advantage_b(a, b)
-    valid = np.isfinite(adv) | np.isinf(adv)
+    valid = ~np.isnan(adv)  # nan: neither model fits there
     crossings = []
     idx = np.nonzero(valid[:-1] & valid[1:] & (np.sign(adv[:-1]) != np.sign(adv[1:])) & (adv[:-1] != 0))[0]
     for i in idx:
@@ -74,11 +74,13 @@ def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_
             why = metric
         crossings.append({"context_tokens": t_star, "better_below": model_b if adv[i] > 0 else model_a,
                           "better_above": model_b if adv[i + 1] > 0 else model_a, "cause": why})
+    finite = adv[np.isfinite(adv)]
+    # with no crossing, one model is better wherever both fit (None: they never both fit)
+    everywhere = None if crossings or finite.size == 0 else (model_b if np.median(finite) > 0 else model_a)
     return {"model_a": model_a, "model_b": model_b, "hardware": hardware, "metric": metric,
             "layout": "plan auto" if plan_auto else (layout.label() if layout else "single device"),
             "crossings": crossings, "contexts": grid, "a": a, "b": b,
-            "better_everywhere": None if crossings else (model_b if np.nanmedian(adv[np.isfinite(adv)]) > 0
-                                                         else model_a) if np.isfinite(adv).any() else None}
+            "better_everywhere": everywhere}
 
 
 def crossover_figure(result: dict[str, Any]):
