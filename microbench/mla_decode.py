@@ -9,7 +9,12 @@ One program handles BLOCK_H heads of one sequence over one split of the context:
 of the cache once for those heads (the whole head group shares the single latent "KV head"), keeps an
 online softmax and a BLOCK_H x 512 fp32 accumulator, and writes an unnormalised partial; the combine
 kernel merges the splits. `model_step.py` uses it for the DeepSeek-like stack's decode when it passes
-its check against the batched-GEMM form (the H100/H200 measurement is still to be made: issue 5).
+its check against the batched-GEMM form. The default launch configuration is the fastest of
+`mla_tune.py`'s sweep on an H200 (measurements/h200-mla-tune.log) at batch >= 8: it reaches 200
+TFLOP/s there, a third of what FlashMLA reports. With 64 heads per program (the tile FlashMLA uses,
+splitting the accumulator over two warpgroups) it runs 5x slower: a 64 x 512 fp32 accumulator in one
+program presumably spills registers. Absorbed MLA decode with 128 heads does about 240 FLOPs per cache
+byte, above Hopper's ridge point, so the kernel is bound by its matrix throughput, not by bandwidth.
 
     TRITON_INTERPRET=1 python3 microbench/mla_decode.py    # checks it on the CPU (Triton's interpreter)
 """
@@ -87,20 +92,22 @@ def _mla_combine(acc_ptr, m_ptr, l_ptr, out_ptr, splits,
     tl.store(out_ptr + b * stride_ob + heads[:, None] * stride_oh + lat[None, :], out.to(out_ptr.dtype.element_ty))
 
 
-def splits_for(batch: int, heads: int, n_valid: int, block_h: int, sms: int = 132) -> int:
-    """Enough programs for about two per SM, never splits of fewer than 256 tokens."""
+def splits_for(batch: int, heads: int, n_valid: int, block_h: int, sms: int = 132,
+               programs_per_sm: float = 2.0) -> int:
+    """Enough programs for `programs_per_sm` per SM, never splits of fewer than 256 tokens."""
     programs = batch * (heads // block_h)
-    return max(1, min(math.ceil(2 * sms / programs), math.ceil(n_valid / 256)))
+    return max(1, min(math.ceil(programs_per_sm * sms / programs), math.ceil(n_valid / 256)))
 
 
 def mla_decode(q: torch.Tensor, cache: torch.Tensor, n_valid: int, scale: float, block_h: int = 32,
-               block_n: int = 32, splits: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+               block_n: int = 64, splits: int | None = None, out: torch.Tensor | None = None,
+               num_warps: int = 4, num_stages: int = 2, programs_per_sm: float = 1.0) -> torch.Tensor:
     """softmax(q . cache[:, :n_valid]^T * scale) @ cache[:, :n_valid, :512], per sequence and head."""
     B, H, D = q.shape
     assert D == D_LAT + D_ROPE and cache.shape[0] == B and cache.shape[2] == D and H % block_h == 0
     assert q.stride(2) == 1 and cache.stride(2) == 1
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 132
-    splits = splits or splits_for(B, H, n_valid, block_h, sms)
+    splits = splits or splits_for(B, H, n_valid, block_h, sms, programs_per_sm)
     split_len = math.ceil(n_valid / splits / block_n) * block_n
     acc = torch.empty(B, splits, H, D_LAT, device=q.device, dtype=torch.float32)
     m = torch.empty(B, splits, H, device=q.device, dtype=torch.float32)
@@ -110,7 +117,7 @@ def mla_decode(q: torch.Tensor, cache: torch.Tensor, n_valid: int, scale: float,
         q, cache, acc, m, lsum, n_valid, split_len, scale,
         q.stride(0), q.stride(1), cache.stride(0), cache.stride(1), acc.stride(0), acc.stride(1), acc.stride(2),
         m.stride(0), m.stride(1), BLOCK_H=block_h, BLOCK_N=block_n, D_LAT=D_LAT, D_ROPE=D_ROPE,
-        num_warps=8 if q.is_cuda else 1)
+        num_warps=num_warps if q.is_cuda else 1, num_stages=num_stages if q.is_cuda else 1)
     _mla_combine[(B, H // block_h)](
         acc, m, lsum, out, splits, acc.stride(0), acc.stride(1), acc.stride(2), m.stride(0), m.stride(1),
         out.stride(0), out.stride(1), BLOCK_H=block_h, D_LAT=D_LAT, num_warps=4 if q.is_cuda else 1)
