@@ -58,6 +58,8 @@ class Run:
     tp = 1  # tensor-parallel ranks (torchrun); rank 0 writes the records
     rank = 0
     mla_triton = False  # fused MLA decode kernel (mla_decode.py) once it passes its check
+    profile_all = False  # profile every point, not only the first of each phase (to attribute a miss)
+    profile_top = 12  # kernels listed per profiled point
 
     def __init__(self) -> None:
         self.checks: list = []
@@ -65,6 +67,10 @@ class Run:
 
 
 R = Run()
+# Below this batch the batched GEMMs beat mla_decode.py's kernel on an H200 (whole step 6.31 vs 6.47 ms at
+# batch 1 and context 4096, 6.89 vs 7.16 at batch 8), from 32 the fused kernel wins (9.28 vs 9.53 ms):
+# measurements/h200-model-step.log and h200-model-step-triton-mla-all-batches.log, 2026-11-28
+MLA_TRITON_MIN_BATCH = 16
 
 
 def log(msg: str) -> None:
@@ -120,11 +126,17 @@ def _gdn_gates(ba, a_log, dt_bias):
     return g, torch.sigmoid(b).to(ba.dtype)
 
 
-def _gdn_decode_conv(x, conv_state, conv_w):
-    """x (B, C) new inputs, conv_state (B, C, K-1), conv_w (C, K): silu(causal depthwise conv)."""
+def _gdn_decode_conv(x, conv_state, conv_w, sizes: tuple[int, int, int]):
+    """x (B, C) new inputs, conv_state (B, C, K-1), conv_w (C, K): silu(causal depthwise conv), split into
+    q, k, v. Each part leaves the compiled function contiguous: as strided views of one (B, C) row, fla's
+    recurrent kernel would first copy each of them with an unfused copy kernel (from batch 2). Inductor
+    (PyTorch 2.11) still writes the three parts with three small kernels, so the kernel count is unchanged;
+    the elementwise time at batch 16 fell from 1.00 to 0.87 ms (eager profiles in
+    measurements/h200-model-step*.log)."""
     window = torch.cat((conv_state, x.unsqueeze(-1)), -1)
     y = F.silu((window.float() * conv_w.float()).sum(-1)).to(x.dtype)
-    return y, window[..., 1:]
+    q, k, v = y.split(sizes, -1)
+    return q.contiguous(), k.contiguous(), v.contiguous(), window[..., 1:]
 
 
 def _softmax_masked(scores, mask, scale: float):
@@ -235,14 +247,14 @@ def gdn(m, p, h, st, phase):
     x, z = qkvz.split([conv, Hv * Dv], -1)
     g, beta = K["gdn_gates"]((h @ p["w_ba"]).view(B * S, 2 * Hv), p["a_log"], p["dt_bias"])
     g, beta = g.view(B, S, Hv), beta.view(B, S, Hv)
+    sizes = (Hk * Dk, Hk * Dk, Hv * Dv)
     if phase == "decode":
-        y, new_state = K["gdn_decode_conv"](x[:, 0], st["conv"], p["conv_w"])
+        q, k, v, new_state = K["gdn_decode_conv"](x[:, 0], st["conv"], p["conv_w"], sizes)
         st["conv"].copy_(new_state)
-        y = y.unsqueeze(1)
     else:
         y = K["causal_conv_silu"](x, p["conv_w"])
         st["conv"].copy_(x[:, S - (m["conv_kernel"] - 1):].transpose(1, 2))
-    q, k, v = y.split([Hk * Dk, Hk * Dk, Hv * Dv], -1)
+        q, k, v = y.split(sizes, -1)
     # fla takes Hv > Hk (each key head serves Hv/Hk value heads) as is, and l2-normalises q, k in the kernel
     q, k, v = q.reshape(B, S, Hk, Dk), k.reshape(B, S, Hk, Dk), v.reshape(B, S, Hv, Dv)
     if phase == "decode":
@@ -295,7 +307,7 @@ def mla(m, p, h, st, phase, ctx, backend):
         qf = torch.cat((q_lat, q_rope[:, 0]), -1)  # (B, H, kr + rope)
         # the whole cache, rounded up to 8 tokens so cuBLAS gets aligned rows; `mask` hides the padding
         cache = st["cache"]
-        if R.mla_triton:  # one fused pass over the latent cache (FlashMLA-like, mla_decode.py)
+        if R.mla_triton and B >= MLA_TRITON_MIN_BATCH:  # one fused pass over the latent cache (mla_decode.py)
             from mla_decode import mla_decode
 
             o_lat = mla_decode(qf.contiguous(), cache, ctx + S, scale)
@@ -504,11 +516,13 @@ def profile_step(fn):
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
     by_class: dict = {}
     by_name: dict = {}
+    calls: dict = {}
     for e in kernels:
         us = e.device_time if hasattr(e, "device_time") else e.cuda_time
         by_class[kernel_class(e.name)] = by_class.get(kernel_class(e.name), 0.0) + us * 1e-6
         by_name[e.name] = by_name.get(e.name, 0.0) + us * 1e-6
-    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:12]
+        calls[e.name] = calls.get(e.name, 0) + 1
+    top = [(name, sec, calls[name]) for name, sec in sorted(by_name.items(), key=lambda kv: -kv[1])[:R.profile_top]]
     return len(kernels), {k: round(v, 7) for k, v in sorted(by_class.items())}, top
 
 
@@ -592,7 +606,7 @@ def check_mla_kernel(model):
     a partial tile, several splits); the fused kernel is used only if it agrees."""
     from torch.nn.attention import SDPBackend
 
-    B, ctx = 3, 301
+    B, ctx = MLA_TRITON_MIN_BATCH, 301
     tokens = torch.randint(0, model.m["vocab"], (B, 1), device=DEV)
     outs = []
     try:
@@ -635,6 +649,13 @@ def run_model(name):
         R.errors.append((name, "cache consistency check failed"))
         return
     R.mla_triton = m["kind"] == "mla" and check_mla_kernel(model)
+    if R.fused and m["kind"] == "mla":
+        # Timed points compile from a clean state, as they did before the MLA kernel check existed: after
+        # that check's extra shapes, the batched-GEMM decode at batch 1 ran 6.31 / 7.15 ms (contexts 4k / 16k,
+        # H200, 453 kernels) against 6.06 / 6.42 ms (421 kernels) without it (suspected: more dims compiled
+        # as dynamic, and a split softmax)
+        torch._dynamo.reset()
+        set_fusion(True)
     mix_kinds = sorted(set(model.kinds))
     points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
     if R.quick:
@@ -665,14 +686,14 @@ def run_model(name):
                     return model.step(tokens, states, phase, ctx, backend)
 
             profiled = None
-            if phase not in kernels:
+            if phase not in kernels or R.profile_all:
                 fn()
                 torch.cuda.synchronize()
                 try:
                     kernels[phase], profiled, top = profile_step(fn)
                     log(f"  profile {phase} B={B} n={n} (eager, device time by class, s): {profiled}")
-                    for kname, sec in top:
-                        log(f"    {sec * 1e3:9.3f} ms  {kname[:150]}")
+                    for kname, sec, ncalls in top:
+                        log(f"    {sec * 1e3:9.3f} ms {ncalls:5d}x {kernel_class(kname):11s} {kname[:140]}")
                 except Exception as exc:  # the profiler is a nicety; never lose the timing to it
                     log(f"  profiler failed: {exc!r}")
                     kernels[phase] = None
@@ -695,7 +716,8 @@ def run_model(name):
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
                "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
-               "attention_kernel": (("triton-mla-decode" if R.mla_triton else "torch-bmm-absorbed-mla")
+               "attention_kernel": (("triton-mla-decode" if R.mla_triton and B >= MLA_TRITON_MIN_BATCH
+                                     else "torch-bmm-absorbed-mla")
                                     if m["kind"] == "mla" and phase == "decode"
                                     else label + ("+pad_v" if pad_v else "")),
                "weights_bytes": model.weight_bytes}
@@ -703,7 +725,7 @@ def run_model(name):
             rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py
             rec["weights_bytes_per_rank"] = rec.pop("weights_bytes")
         if profiled:
-            rec["profile_s_by_class"] = profiled  # one eager step under the profiler, first point of the phase
+            rec["profile_s_by_class"] = profiled  # one eager step under the profiler
         if m["kind"] == "hybrid_gdn":
             rec["scan_kernel"] = "fla " + ("fused_recurrent_gated_delta_rule" if phase == "decode"
                                            else "chunk_gated_delta_rule")
@@ -719,6 +741,9 @@ def main(argv=None):
     argv = sys.argv if argv is None else argv
     ap = common_parser(__doc__, 300.0, [n for n in MODELS if not MODELS[n].get("tp_only")])
     ap.add_argument("--no-fuse", action="store_true", help="plain eager elementwise ops (no torch.compile)")
+    ap.add_argument("--profile-all", action="store_true",
+                    help="profile one eager step at every point (default: the first point of each phase)")
+    ap.add_argument("--profile-top", type=int, default=12, help="kernels listed per profiled point")
     ap.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks; run under torchrun --nproc_per_node N")
     a = ap.parse_args(argv[1:])
     if a.tp > 1:
@@ -732,6 +757,8 @@ def main(argv=None):
         R.tp, R.rank = a.tp, dist.get_rank()
     R.t0 = time.time()
     R.quick = a.quick
+    R.profile_all = a.profile_all
+    R.profile_top = a.profile_top
     R.deadline = a.deadline or (90.0 if a.quick else 300.0)
     R.logf = open(a.log, "w") if a.log else None  # noqa: SIM115
     if not torch.cuda.is_available():
