@@ -68,8 +68,9 @@ class Run:
 
 R = Run()
 # Below this batch the batched GEMMs beat mla_decode.py's kernel on an H200 (whole step 6.31 vs 6.47 ms at
-# batch 1 and context 4096, 6.89 vs 7.16 at batch 8), from 32 the fused kernel wins (9.28 vs 9.53 ms):
-# measurements/h200-model-step.log and h200-model-step-triton-mla-all-batches.log, 2026-11-28
+# batch 1 and context 4096, 6.89 vs 7.16 at batch 8), from 32 the fused kernel wins (9.28 vs 9.53 ms, the
+# latter from the earlier H200 run in git history): measurements/h200-model-step.log and
+# h200-model-step-triton-mla-all-batches.log, 2026-11-28
 MLA_TRITON_MIN_BATCH = 16
 
 
