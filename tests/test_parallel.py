@@ -11,7 +11,7 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.engine import comm
-from costsim.engine.parallel import evaluate_layout, plan, shard_model
+from costsim.engine.parallel import evaluate_layout, pipeline_stages, plan, shard_model, stage_weight_bytes
 from costsim.engine.serving import estimate
 from costsim.errors import CostsimError
 from costsim.hardware import load_hardware
@@ -51,6 +51,32 @@ def test_llama70b_at_1m_by_hand(h100):
     assert r["usd_per_mtok_output"] == pytest.approx(8 * 2.25 / 3600 * r["tpot_s"] * 1e6)
     # tp=4 leaves 82 GB of cache per sequence per device: does not fit
     assert not evaluate_layout(spec, h100, Deployment(), Layout(tp=4), 1_000_000)["fits_memory"]
+
+
+def test_pipeline_stages_hold_the_embedding_and_head_only_at_the_ends(h100):
+    spec = costsim.load_model("llama-3.1-8b")
+    # Llama-3.1-8B by hand: a layer is q, o 4096^2 + k, v 4096 x 1024 + 3 x 4096 x 14336 + two norms
+    # = 218,112,000 parameters; the embedding and the (untied) head are 128,256 x 4096 = 525,336,576 each
+    layer, matrix = 218_112_000, 525_336_576
+    r = evaluate_layout(spec, h100, Deployment(), Layout(pp=4), 8192)
+    # 8 layers per stage; the heaviest device is the last stage: head + final norm (4096)
+    assert r["weight_bytes_per_device"] == 2 * (8 * layer + matrix + 4096)
+    blocks, order = pipeline_stages(spec, 4)
+    stages = [shard_model(spec, Layout(pp=4), b) for b in blocks]
+    per_stage = stage_weight_bytes(stages, order, 2.0)
+    assert per_stage == [2 * (8 * layer + matrix), 2 * 8 * layer, 2 * 8 * layer, 2 * (8 * layer + matrix + 4096)]
+    assert sum(per_stage) == 2 * 8_030_261_248  # every parameter once, none twice
+
+
+def test_tied_embeddings_are_held_by_both_ends_of_a_pipeline():
+    spec = costsim.load_model("gemma-3-27b")
+    assert spec.tie_embeddings
+    total = costsim.param_counts(spec).total
+    for pp in (2, 4, 31):
+        blocks, order = pipeline_stages(spec, pp)
+        stages = [shard_model(spec, Layout(pp=pp), b) for b in blocks]
+        # the first stage's embedding and the last stage's head are one matrix in the model, two copies here
+        assert sum(stage_weight_bytes(stages, order, 1.0)) == total + spec.vocab_size * spec.hidden_size
 
 
 def test_one_device_layout_is_the_single_device_engine(h100):

@@ -115,19 +115,48 @@ def check_layout(spec: ModelSpec, hw: HardwareProfile, layout: Layout) -> None:
                            f"{hw.name}")
 
 
-def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
-    """The distinct pipeline stages: contiguous blocks of ceil(layers / pp) layers, one per composition
-    (a hybrid's GGG block and its GGA block time differently; identical blocks are kept once)."""
+def pipeline_stages(spec: ModelSpec, pp: int) -> tuple[list[list[Layer]], list[int]]:
+    """The distinct pipeline stages (contiguous blocks of ceil(layers / pp) layers, one per composition:
+    a hybrid's GGG block and its GGA block time differently; identical blocks are kept once), and for
+    each stage in pipeline order the index of the distinct block it runs."""
     if pp == 1:
-        return [spec.layers]
+        return [spec.layers], [0]
     size = math.ceil(spec.num_layers / pp)
-    seen: dict[frozenset, list[Layer]] = {}
+    seen: dict[frozenset, int] = {}
+    blocks: list[list[Layer]] = []
+    order: list[int] = []
     for start in range(0, spec.num_layers, size):
         block = spec.layers[start:start + size]
         # equal layers (frozen, hashable specs) compare equal even where they are distinct objects
         key = frozenset(Counter((lay.mixer, lay.ffn, lay.norm_params) for lay in block).items())
-        seen.setdefault(key, block)
-    return list(seen.values())
+        if key not in seen:
+            seen[key] = len(blocks)
+            blocks.append(block)
+        order.append(seen[key])
+    return blocks, order
+
+
+def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
+    """The distinct pipeline stages (see `pipeline_stages`)."""
+    return pipeline_stages(spec, pp)[0]
+
+
+def stage_weight_bytes(stages: list[ModelSpec], order: list[int], weight_bytes: float) -> list[float]:
+    """Weights on one device of each pipeline stage, in pipeline order. The token embedding lives on the
+    first stage, the final norm and the LM head on the last (with tied embeddings each end holds its own
+    copy of the matrix once pp > 1, as Megatron-style pipelines do); a single stage holds everything."""
+    if len(order) == 1:
+        return [mc.param_counts(stages[0]).total * weight_bytes]
+    out = []
+    last = len(order) - 1
+    for position, index in enumerate(order):
+        st = stages[index]
+        counts = mc.param_counts(st)
+        matrix = st.vocab_size * st.hidden_size  # one vocabulary matrix, already divided by tp
+        params = counts.total - counts.embedding - st.final_norm_params
+        params += matrix * ((position == 0) + (position == last)) + st.final_norm_params * (position == last)
+        out.append(params * weight_bytes)
+    return out
 
 
 def shard_model(spec: ModelSpec, layout: Layout, layers: list[Layer] | None = None) -> ModelSpec:
@@ -183,12 +212,16 @@ class _Sharded:
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool):
         check_layout(spec, hw, layout)
         self.spec, self.hw, self.dep, self.layout, self.overlap = spec, hw, dep, layout, overlap
-        self.stages = [shard_model(spec, layout, block) for block in stage_blocks(spec, layout.pp)]
+        blocks, order = pipeline_stages(spec, layout.pp)
+        self.stages = [shard_model(spec, layout, block) for block in blocks]
         self.p = dep.precision
-        self.stage_weights = [mc.param_counts(st).total * self.p.weight_bytes for st in self.stages]
-        self.weights = max(self.stage_weights)
+        per_position = stage_weight_bytes(self.stages, order, self.p.weight_bytes)
+        self.weights = max(per_position)
         budget = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction)
-        self.stage_usable = [budget - w for w in self.stage_weights]
+        # per distinct block, the memory left on the fullest device that runs it (the first and last
+        # stages also hold the embedding and the LM head)
+        self.stage_usable = [budget - max(w for w, i in zip(per_position, order, strict=True) if i == index)
+                             for index in range(len(blocks))]
         self.usable = min(self.stage_usable)
         self.usd_s = layout.devices_per_replica * hw.usd_per_hour / 3600.0 / dep.utilisation
 
