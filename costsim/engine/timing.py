@@ -26,6 +26,10 @@ DEFAULT_PRECISION = Precision()
 
 @dataclass(frozen=True)
 class StepTime:
+    """Time of one step on one device: `total_s`, and `by_class`, its parts by kernel class (gemm,
+    attention_prefill / attention_decode, scan, state_update, elementwise, lm_head, overhead, and in
+    prefill weights_per_chunk); arrays broadcast over the step's arguments."""
+
     total_s: np.ndarray
     by_class: dict[str, np.ndarray]
 
@@ -150,7 +154,9 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
 
 def decode_step_time(spec: ModelSpec, hw: HardwareProfile, t: ArrayLike, batch: ArrayLike = 1,
                      p: Precision = DEFAULT_PRECISION, cuda_graphs: bool = True) -> StepTime:
-    """One decode step: `batch` sequences at context t each produce one token."""
+    """One decode step on one device (vectorised): `batch` sequences at context t each produce one token.
+    Kernel classes are timed on the profile's roofline with its efficiency curves (docs/timing.md); this
+    is what `estimate` reports as TPOT for a single device."""
     t, batch = as_array(t), as_array(batch)
     overhead = hw.efficiency.graph_overhead_s if cuda_graphs else hw.efficiency.kernel_overhead_s
     return _step_time(spec, hw, p, "decode", np.ones_like(t), t, batch, overhead)
