@@ -58,6 +58,8 @@ class Run:
     tp = 1  # tensor-parallel ranks (torchrun); rank 0 writes the records
     rank = 0
     mla_triton = False  # fused MLA decode kernel (mla_decode.py) once it passes its check
+    mla_flash = False  # FlashMLA's decode kernel (flashmla_decode.py) once it passes its check
+    mla_pad = 8  # MLA cache rounded up to this many tokens (64 where FlashMLA's pages need it)
     profile_all = False  # profile every point, not only the first of each phase (to attribute a miss)
     profile_top = 12  # kernels listed per profiled point
 
@@ -308,7 +310,11 @@ def mla(m, p, h, st, phase, ctx, backend):
         qf = torch.cat((q_lat, q_rope[:, 0]), -1)  # (B, H, kr + rope)
         # the whole cache, rounded up to 8 tokens so cuBLAS gets aligned rows; `mask` hides the padding
         cache = st["cache"]
-        if R.mla_triton and B >= MLA_TRITON_MIN_BATCH:  # one fused pass over the latent cache (mla_decode.py)
+        if R.mla_flash:  # the production kernel (FlashMLA through flashmla_decode.py)
+            from flashmla_decode import flashmla_decode
+
+            o_lat = flashmla_decode(qf.contiguous(), cache, scale, st["flash_ws"])
+        elif R.mla_triton and B >= MLA_TRITON_MIN_BATCH:  # one fused pass over the latent cache (mla_decode.py)
             from mla_decode import mla_decode
 
             o_lat = mla_decode(qf.contiguous(), cache, ctx + S, scale)
@@ -403,11 +409,15 @@ class Model:
                     "state": torch.randn(B, m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"], device=DEV,
                                          dtype=torch.float32).mul_(0.01)})
             elif kind == "mla":
-                padded = -(-cmax // 8) * 8
+                padded = -(-cmax // R.mla_pad) * R.mla_pad
                 mask = torch.zeros(padded, device=DEV)
                 mask[cmax:] = float("-inf")
                 states.append({"cache": torch.randn(B, padded, m["kv_lora_rank"] + m["qk_rope_head_dim"],
                                                     device=DEV, dtype=DT), "mask": mask})
+                if R.mla_flash and S == 1:  # page table and split buffers, built outside graph capture
+                    from flashmla_decode import Workspace
+
+                    states[-1]["flash_ws"] = Workspace(B, m["heads"], padded, cmax, torch.device(DEV))
             else:
                 shape = (B, m["kv_heads"], cmax, m["head_dim"])
                 states.append({"k": torch.randn(*shape, device=DEV, dtype=DT),
@@ -602,33 +612,42 @@ def check_cache_consistency(model):
     return ok
 
 
-def check_mla_kernel(model):
-    """The fused Triton MLA decode against the batched-GEMM form on a whole decode step (odd context,
-    a partial tile, several splits); the fused kernel is used only if it agrees."""
+def check_mla_kernel(model, kernel: str) -> bool:
+    """A fused MLA decode kernel ("triton": mla_decode.py; "flashmla": flashmla_decode.py) against the
+    batched-GEMM form on a whole decode step (odd context, a partial tile, several splits); the fused kernel
+    is used only if it agrees."""
     from torch.nn.attention import SDPBackend
 
     B, ctx = MLA_TRITON_MIN_BATCH, 301
     tokens = torch.randint(0, model.m["vocab"], (B, 1), device=DEV)
     outs = []
+    flag = "mla_flash" if kernel == "flashmla" else "mla_triton"
     try:
         for use in (False, True):
-            R.mla_triton = use
+            setattr(R, flag, use)
             torch.manual_seed(5)
             st = model.state(B, ctx + 1, 1, ctx)
             with torch.inference_mode():
                 outs.append(model.step(tokens, st, "decode", ctx, SDPBackend.MATH))
         err = rel_err(outs[1], outs[0])
     except Exception as exc:
-        log(f"  triton MLA decode unavailable ({str(exc).splitlines()[0][:160]}); batched GEMMs instead")
-        R.mla_triton = False
+        log(f"  {kernel} MLA decode unavailable ({str(exc).splitlines()[0][:160]})")
         return False
     finally:
-        R.mla_triton = False
+        setattr(R, flag, False)
     ok = bool(torch.isfinite(outs[1]).all()) and err < 3e-2
-    R.checks.append((f"{model.name} triton MLA decode vs batched GEMMs", err, ok))
-    log(f"CHECK {model.name} decode step, triton MLA kernel vs batched GEMMs: rel_err {err:.3e} (bound 3e-2) "
+    R.checks.append((f"{model.name} {kernel} MLA decode vs batched GEMMs", err, ok))
+    log(f"CHECK {model.name} decode step, {kernel} MLA kernel vs batched GEMMs: rel_err {err:.3e} (bound 3e-2) "
         f"{'PASS' if ok else 'FAIL'}")
     return ok
+
+
+def flashmla_usable() -> bool:
+    try:
+        from flashmla_decode import load
+    except ImportError:
+        return False
+    return load() is not None
 
 
 def emit(rec):
@@ -649,7 +668,13 @@ def run_model(name):
     if m["kind"] != "hybrid_gdn" and not check_cache_consistency(model):  # (GDN state is not carried over)
         R.errors.append((name, "cache consistency check failed"))
         return
-    R.mla_triton = m["kind"] == "mla" and check_mla_kernel(model)
+    if m["kind"] == "mla":
+        # FlashMLA where its library is built (microbench/build_flashmla.sh), else the Triton kernel
+        R.mla_pad = 64 if flashmla_usable() else 8
+        R.mla_flash = R.mla_pad == 64 and check_mla_kernel(model, "flashmla")
+        R.mla_triton = not R.mla_flash and check_mla_kernel(model, "triton")
+        chosen = "flashmla" if R.mla_flash else "triton from batch 16" if R.mla_triton else "bmm"
+        log(f"  MLA decode attention: {chosen}")
     if R.fused and m["kind"] == "mla":
         # Timed points compile from a clean state, as they did before the MLA kernel check existed: after
         # that check's extra shapes, the batched-GEMM decode at batch 1 ran 6.31 / 7.15 ms (contexts 4k / 16k,
@@ -717,7 +742,8 @@ def run_model(name):
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
                "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
-               "attention_kernel": (("triton-mla-decode" if R.mla_triton and B >= MLA_TRITON_MIN_BATCH
+               "attention_kernel": (("flashmla" if R.mla_flash
+                                     else "triton-mla-decode" if R.mla_triton and B >= MLA_TRITON_MIN_BATCH
                                      else "torch-bmm-absorbed-mla")
                                     if m["kind"] == "mla" and phase == "decode"
                                     else label + ("+pad_v" if pad_v else "")),

@@ -9,14 +9,17 @@ Times the ops of ``costsim_bench`` through the kernels people deploy, on the loc
 - ``attention_prefill`` through FlexAttention (``torch-flex``, compiled): causal, sliding window, and
   top-k block-sparse masks;
 - ``linear_prefill`` / ``linear_decode`` through flash-linear-attention (``fla``): chunked and
-  fused-recurrent gated delta rule, KDA, simple GLA (lightning) and GLA.
+  fused-recurrent gated delta rule, KDA, simple GLA (lightning) and GLA;
+- MLA ``attention_decode`` through FlashMLA (``flashmla``), where ``microbench/build_flashmla.sh`` has
+  built its library (``microbench/flashmla_decode.py``); skipped otherwise.
 
 Every op is checked against a naive fp32 reference on a small shape before it is timed; a failing or
 crashing check skips that op (logged, never recorded). Records follow ``shared/design.md``
 ("Measurement records") with the extra fields of ``microbench/NOTES.md``.
 
     python3 microbench/torch_kernels.py [--quick] [--out FILE.jsonl] [--log FILE] [--deadline S]
-                                        [--only copy,sdpa_prefill,sdpa_decode,flex,fla_prefill,fla_decode]
+                                        [--only copy,sdpa_prefill,sdpa_decode,flex,fla_prefill,fla_decode,
+                                                flashmla_decode]
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_env import common_parser, gpu_header, hardware_slug, write_log
 
-SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "fla_decode", "fla_prefill", "flex")
+SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "fla_decode", "fla_prefill", "flex", "flashmla_decode")
 # relative weight of each section in the time left (a section may use less)
-WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "fla_decode": 1.0, "fla_prefill": 2.5, "flex": 2.0}
+WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "fla_decode": 1.0, "fla_prefill": 2.5, "flex": 2.0,
+           "flashmla_decode": 0.6}
 
 
 class Ctx:
@@ -384,6 +388,56 @@ def sec_sdpa_decode():
                         f"of copy)"
                     )
                 torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------- FlashMLA decode
+def sec_flashmla_decode():
+    """FlashMLA's dense MLA decode (microbench/flashmla_decode.py over the library that
+    microbench/build_flashmla.sh builds) on the microbenchmark's MLA decode grid: DeepSeek-V3's 128 query
+    heads over one 576-wide latent KV head in 64-token pages. Skipped where the library is not built."""
+    from flashmla_decode import D_QK, D_V, Workspace, flashmla_decode, library_path, load, reference
+
+    if load() is None:
+        log(f"flashmla_decode: no usable library at {library_path()} (build it with microbench/build_flashmla.sh)")
+        C.skipped.append(("flashmla_decode", "library not built or not Hopper"))
+        return
+    H, scale, dev = 128, D_QK ** -0.5, torch.device("cuda")
+    q, cache = rnd(2, H, D_QK), rnd(2, 1024, D_QK)
+    if not check("flashmla decode B=2 n=1000", flashmla_decode(q, cache, scale, Workspace(2, H, 1024, 1000, dev)),
+                 reference(q, cache, 1000, scale), 2e-2):
+        return
+    ctxs = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144]
+    Bs = [1, 4, 16, 64, 256]
+    if C.quick:
+        ctxs, Bs = [4096, 32768], [1, 16]
+    for B in Bs:
+        for ctx in ctxs:
+            cache_bytes = 2.0 * B * ctx * D_QK
+            if cache_bytes > 17.2e9:
+                continue
+            if past_section_end():
+                log("flashmla_decode: section budget reached")
+                return
+            sets = nsets_for(cache_bytes, 20e9)
+            qs, caches = rnd(sets, B, H, D_QK), rnd(sets, B, ctx, D_QK)
+            ws = Workspace(B, H, ctx, ctx, dev)
+            try:
+                t = bench(lambda i, q=qs, c=caches, w=ws: flashmla_decode(q[i], c[i], scale, w), sets)
+            except Exception as exc:
+                log(f"flashmla decode B={B} ctx={ctx}: {str(exc).splitlines()[0][:200]}")
+                C.skipped.append((f"flashmla decode B={B} ctx={ctx}", "raised"))
+                continue
+            finally:
+                qs = caches = None
+            nbytes = cache_bytes + 2.0 * B * H * (D_QK + D_V)  # FlashMLA's own count: cache, q and out
+            flops = 2.0 * B * H * ctx * (D_QK + D_V)
+            emit("attention_decode", dict(batch=B, context=ctx, heads=H, kv_heads=1, head_dim=D_QK), "bf16",
+                 "flashmla", t, flops, nbytes,
+                 {"kv_lora_rank": 512, "rope_dim": 64, "v_head_dim": D_V, "variant": "mla_128h_576_512",
+                  "paged": True, "page_tokens": 64})
+            log(f"flashmla          decode mla B={B:3d} ctx={ctx:6d} {t['med'] * 1e6:9.1f} us "
+                f"{flops / t['med'] / 1e12:6.1f} TFLOP/s {nbytes / t['med'] / 1e9:7.0f} GB/s")
+        torch.cuda.empty_cache()
 
 
 # ------------------------------------------------------------------------------------- FlexAttention
@@ -790,6 +844,7 @@ def main(argv=None):
         "flex": sec_flex,
         "fla_prefill": sec_fla_prefill,
         "fla_decode": sec_fla_decode,
+        "flashmla_decode": sec_flashmla_decode,
     }
     for idx, name in enumerate(only):
         now = time.time()

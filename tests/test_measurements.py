@@ -77,3 +77,19 @@ def test_bad_records_are_rejected(tmp_path):
     with pytest.raises(CostsimError, match=":1: malformed"):
         read_measurements(path)
     assert set(SHAPE_FIELDS) >= CORE_OPS
+
+
+def test_flashmla_records_are_predicted_with_the_top_level_profile():
+    """A FlashMLA decode record (torch_kernels.py's flashmla_decode section) is priced with the profile's
+    own efficiencies: the fitted table of our much slower mma.sync MLA kernel must not leak into it."""
+    from costsim.hardware import load_hardware
+    from costsim.validate import implementation_key, predict_record
+
+    ours = next(r for r in read_measurements(Path(__file__).parent.parent / "measurements" / "h200.jsonl")
+                if r.get("kv_lora_rank") and r["batch"] == 64 and r["context"] == 8192)
+    flash = dict(ours, source="flashmla", paged=True, page_tokens=64)
+    hw = load_hardware("h200")
+    assert implementation_key(ours) in hw.efficiency.implementations
+    assert implementation_key(flash) not in hw.efficiency.implementations
+    # our kernel fits at 0.14 of bandwidth; FlashMLA is priced at the profile's ceilings, several times faster
+    assert predict_record(flash, hw) < predict_record(ours, hw) / 3

@@ -32,7 +32,7 @@ SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdpa-cudnn", "torch-sdpa-math",
-                 "torch-sdpa-efficient", "torch-flex", "fla", "torch-model-step", "nccl", "gloo")
+                 "torch-sdpa-efficient", "torch-flex", "fla", "flashmla", "torch-model-step", "nccl", "gloo")
 LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
 
 
