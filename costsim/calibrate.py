@@ -5,7 +5,8 @@ on log time (soft-L1 loss, so a few odd points do not drag the fit) and bounds t
 physical (no efficiency above 1):
 
 - memory curve (memory_max, memory_half_bytes) on device copies;
-- GEMM curve (matmul_max, matmul_half_rows) on cuBLASLt GEMMs, memory curve held;
+- GEMM curve (matmul_max, matmul_half_rows, matmul_latency_s, matmul_half_k, matmul_roofline_exponent) on
+  cuBLASLt GEMMs, memory curve held;
 - prefill attention (attention_max, attention_half_pairs) on one attention implementation;
 - chunked scans (scan_max) on one scan implementation;
 - launch overheads from the launch records (medians).
@@ -48,8 +49,9 @@ def groups(attention_source: str, scan_source: str) -> list[Group]:
     return [
         Group("memory", ("memory_max", "memory_half_bytes"), ((0.3, 1.0), (1e4, 1e9)),
               lambda r: r["op"] == "copy" and r["source"] == "microbench"),
-        Group("gemm", ("matmul_max", "matmul_half_rows", "matmul_latency_s"), ((0.05, 1.0), (1.0, 8192.0),
-                                                                              (1e-8, 3e-5)),
+        Group("gemm", ("matmul_max", "matmul_half_rows", "matmul_latency_s", "matmul_half_k",
+                       "matmul_roofline_exponent"),
+              ((0.05, 1.0), (1.0, 8192.0), (1e-8, 3e-5), (1.0, 8192.0), (1.0, 64.0)),
               lambda r: r["op"] == "gemm"),
         Group("prefill attention", ("attention_max", "attention_half_pairs"), ((0.05, 1.0), (1e3, 1e9)),
               lambda r: r["op"] == "attention_prefill" and r["source"] == attention_source
@@ -69,6 +71,9 @@ IMPLEMENTATION_PARAMS: dict[str, tuple[tuple[str, tuple[float, float]], ...]] = 
     "linear_decode": (("state_update_max", (0.05, 1.0)), ("state_update_half_bytes", (1e4, 1e10))),
     "linear_prefill": (("scan_max", (0.005, 1.0)), ("scan_half_flops", (1e6, 1e14))),
 }
+
+
+UNSET_START = {"matmul_half_k": 64.0, "matmul_roofline_exponent": 4.0}
 
 
 def _with(hw: HardwareProfile, values: dict[str, float]) -> HardwareProfile:
@@ -159,6 +164,8 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     fallback = {"state_update_max": "memory_max", "state_update_half_bytes": "memory_half_bytes"}
     current = [getattr(hw.efficiency, p) if getattr(hw.efficiency, p) is not None
                else getattr(hw.efficiency, fallback[p]) for p in g.params]
+    # terms that are off (0) start from a value inside their range, not at its edge
+    current = [UNSET_START.get(p, c) if c == 0 else c for p, c in zip(g.params, current, strict=True)]
     initial = [max(c, b[0]) for c, b in zip(current, g.bounds, strict=True)]
     start = np.clip(np.log(initial), lo + 1e-9, hi - 1e-9)
     times = np.array([r["time_s"] for r in fit_set])

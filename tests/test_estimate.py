@@ -50,7 +50,10 @@ def test_llama8b_prefill_is_compute_bound(h100):
     attention = cost.by_kind["dense"].flops_matrix - 2 * 8192 * 32 * (4096 * 4096 * 2 + 2 * 4096 * 1024)
     gemm = cost.total.flops_matrix - attention
     e = h100.efficiency
-    hand = gemm / (989.4e12 * e.matmul_max) + attention / (989.4e12 * e.attention_max)
+    # each GEMM runs at K / (K + matmul_half_k) of the curve: K = 4096 everywhere but the down projection (14336)
+    down = 2 * 8192 * 32 * 14336 * 4096
+    stretched = (gemm - down) * (4096 + e.matmul_half_k) / 4096 + down * (14336 + e.matmul_half_k) / 14336
+    hand = stretched / (989.4e12 * e.matmul_max) + attention / (989.4e12 * e.attention_max)
     # plus the elementwise passes over the activations, memory-bound: per token and layer two add+norms
     # (4 x 4096 elements each), rotary on q and k (2 x 40 heads x 128) and SiLU*up (3 x 14336), bf16
     streamed = 8192 * 32 * (2 * 4 * 4096 + 2 * 40 * 128 + 3 * 14336) * 2

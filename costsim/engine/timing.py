@@ -52,6 +52,40 @@ def _gemm_eff(hw: HardwareProfile, rows: np.ndarray) -> np.ndarray:
     return _saturating(as_array(rows), hw.efficiency.matmul_max, hw.efficiency.matmul_half_rows)
 
 
+def gemm_depth_factor(hw: HardwareProfile, matrices: list[tuple[float, float]],
+                      weights: list[float] | None = None) -> float:
+    """Share of a GEMM group's compute time spent in mainloops: sum(K N w) / sum((K + half_k) N w) over
+    its (K, N) weight matrices, each weighted by its rows per token w (top_k for routed experts)."""
+    if not matrices:
+        return 1.0
+    w = weights or [1.0] * len(matrices)
+    useful = sum(k * n * x for (k, n), x in zip(matrices, w, strict=True))
+    # the efficiencies may be arrays (several profiles stacked for one vectorised comparison)
+    half_k = np.asarray(hw.efficiency.matmul_half_k, dtype=np.float64)
+    return useful / (useful + half_k * sum(n * x for (_, n), x in zip(matrices, w, strict=True)))
+
+
+def _soft_max(a: np.ndarray, b: np.ndarray, exponent: ArrayLike) -> np.ndarray:
+    """(a^e + b^e)^(1/e), the plain max where e is 0; e may be an array (stacked profiles)."""
+    e = np.asarray(exponent, dtype=np.float64)
+    plain = np.maximum(a, b)
+    safe = np.where(e > 0, e, 1.0)
+    top = np.maximum(plain, 1e-300)
+    smooth = top * ((a / top) ** safe + (b / top) ** safe) ** (1.0 / safe)
+    return np.where(e > 0, smooth, plain)
+
+
+def gemm_time(c: Cost, hw: HardwareProfile, p: Precision, rows: np.ndarray, depth: float = 1.0) -> np.ndarray:
+    """Roofline time of a GEMM (group) of `rows` rows: compute at the GEMM curve times the depth factor,
+    memory on the streaming curve, combined by `matmul_roofline_exponent` (docs/timing.md)."""
+    eff = hw.efficiency
+    compute = c.flops_matrix / (hw.peak_flops(p.weights) * _gemm_eff(hw, rows) * depth) + c.flops_vector / (
+        hw.vector_tflops * 1e12 * eff.vector_max)
+    moved = c.bytes_total
+    memory = moved / (hw.bandwidth_bytes_s * _saturating(moved, eff.memory_max, eff.memory_half_bytes))
+    return _soft_max(compute, memory, eff.matmul_roofline_exponent)
+
+
 # The kernel library the engine assumes for linear / delta / SSM layers (calibrate's --scan-source):
 # where the profile holds a fitted table for that library's kernel of this family, it is used.
 SCAN_SOURCE = "fla"
@@ -121,8 +155,8 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         per_pair_per_head = 4.0 * getattr(mixer, "head_dim", getattr(mixer, "kv_lora_rank", 128))
         pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
         gemm_kernels = len(projection_matrices(mixer, d))
-        add("gemm", count * (_kernel_time(gemm, hw, p, _gemm_eff(hw, tokens))
-                             + gemm_kernels * hw.efficiency.matmul_latency_s))
+        depth = gemm_depth_factor(hw, projection_matrices(mixer, d))
+        add("gemm", count * (gemm_time(gemm, hw, p, tokens, depth) + gemm_kernels * hw.efficiency.matmul_latency_s))
         core_hw = _recurrent_profile(hw, klass, mixer) if klass in ("state_update", "scan") else hw
         add(klass, count * _kernel_time(core, core_hw, p,
                                         _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
@@ -136,7 +170,8 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
             touched = ffn_family.expected_experts_touched(block.num_experts, block.top_k, tokens)
             rows = tokens * block.top_k / np.maximum(touched, 1.0)  # rows per expert GEMM
         ffn_kernels = 3 if isinstance(block, ffn_family.MoEFFN) or block.activation in ("swiglu", "geglu") else 2
-        add("gemm", count * (_kernel_time(cost, hw, p, _gemm_eff(hw, rows))
+        mats, per_token = ffn_family.gemm_matrices(block, d)
+        add("gemm", count * (gemm_time(cost, hw, p, rows, gemm_depth_factor(hw, mats, per_token))
                              + ffn_kernels * hw.efficiency.matmul_latency_s))
         small = elementwise.ffn_kernels(block, d)
         add("elementwise", count * _elementwise_time(small, tokens, hw, p))
@@ -144,7 +179,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     add("elementwise", _elementwise_time(elementwise.final_norm_kernels(d), batch * np.ones_like(n), hw, p))
     head_rows = batch * np.ones_like(n)
     head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
-    add("lm_head", _kernel_time(head, hw, p, _gemm_eff(hw, head_rows)))
+    add("lm_head", gemm_time(head, hw, p, head_rows, gemm_depth_factor(hw, [(d, spec.vocab_size)])))
     # the gap between consecutive kernels (a graph node's launch in decode, a host launch in prefill)
     add("overhead", kernels * overhead_per_kernel * np.ones_like(n))
     total = sum(by_class.values())

@@ -79,6 +79,16 @@ def expected_experts_touched(num_experts: int, top_k: int, tokens: ArrayLike) ->
     return e * (1.0 - (1.0 - top_k / e) ** tokens)
 
 
+def gemm_matrices(f: FFNBlock, d: int) -> tuple[list[Matrix], list[float]]:
+    """The block's weight matrices (K, N) and the rows each sees per token (top_k for routed experts)."""
+    if isinstance(f, DenseFFN):
+        mats = mlp_matrices(d, f.intermediate_size, f.activation)
+        return mats, [1.0] * len(mats)
+    always = _always_on_matrices(f, d)
+    experts = mlp_matrices(d, f.expert_intermediate_size, f.activation)
+    return always + experts, [1.0] * len(always) + [float(f.top_k)] * len(experts)
+
+
 def cost(f: FFNBlock, d: int, tokens: ArrayLike, p: Precision) -> Cost:
     """All `tokens` of one forward step (prefill chunk or decode batch) through the block."""
     tokens = as_array(tokens)

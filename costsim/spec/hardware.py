@@ -27,6 +27,12 @@ class Efficiency(BaseModel):
     matmul_half_rows: PositiveFloat = Field(128, description="GEMM rows (tokens) at which half of matmul_max")
     matmul_latency_s: float = Field(0.0, ge=0, description="fixed time of one GEMM kernel beyond its roofline "
                                     "(setup, pipeline fill, epilogue); dominates GEMMs of a few MB")
+    matmul_half_k: float = Field(0.0, ge=0, description="GEMM reduction depth K at which an output tile's "
+                                 "mainloop takes half its time (prologue and epilogue per tile): compute runs "
+                                 "at K / (K + matmul_half_k) of the curve; 0 = no dependence on K")
+    matmul_roofline_exponent: float = Field(0.0, ge=0, description="GEMM time = (compute^a + memory^a)^(1/a): "
+                                            "near the ridge point a GEMM's operand and output traffic overlap its "
+                                            "math imperfectly; 0 = the plain max(compute, memory)")
     attention_max: Fraction = Field(0.55, gt=0, le=1, description="prefill attention kernels, of dense peak")
     attention_half_pairs: PositiveFloat = Field(2e6, description="(query,key) pairs per head at half")
     scan_max: Fraction = Field(0.25, gt=0, le=1, description="chunked linear/delta/SSD scans, of dense peak")
