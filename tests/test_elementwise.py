@@ -20,8 +20,9 @@ ROOT = Path(__file__).parent.parent
 def test_llama_layer_kernels_by_hand():
     spec = costsim.load_model("llama-3.1-8b")
     layer = spec.layers[0]
-    # add+norm reads x and residual, writes both: 4 x 4096; rotary reads and writes q (32 x 128) and k (8 x 128)
-    assert mixer_kernels(layer.mixer, 4096) == [16384, 2 * 40 * 128]
+    # add+norm reads x and residual, writes both: 4 x 4096; rotary reads and writes q (32 x 128) and k (8 x 128);
+    # the new K and V (8 heads x 128 each) read and written into the cache
+    assert mixer_kernels(layer.mixer, 4096) == [16384, 2 * 40 * 128, 4 * 8 * 128]
     # add+norm, then SiLU(gate) * up: read 2 x 14336, write 14336
     assert ffn_kernels(layer.ffn, 4096) == [16384, 3 * 14336]
 
@@ -32,8 +33,9 @@ def test_qwen3_next_layers_by_hand():
     attn = next(m for m, _ in spec.mixer_groups if m.family == "dense")
     # conv over q, k (16 x 128 each) and v (32 x 128) = 8192 channels; gates 4 x 32; gated norm 3 x 4096
     assert mixer_kernels(gdn, 2048) == [8192, 2 * 8192, 4 * 32, 3 * 4096]
-    # gated attention: rotary on 16 + 2 heads of 256, and the sigmoid output gate over 16 x 256
-    assert mixer_kernels(attn, 2048) == [8192, 2 * 18 * 256, 3 * 16 * 256]
+    # gated attention: rotary on 16 + 2 heads of 256, K and V of 2 heads into the cache, and the sigmoid output
+    # gate over 16 x 256
+    assert mixer_kernels(attn, 2048) == [8192, 2 * 18 * 256, 4 * 2 * 256, 3 * 16 * 256]
     moe = spec.layers[0].ffn
     # 10 routed experts of 512 and a shared one of 512; permute / un-permute 4 x top_k x hidden
     assert ffn_kernels(moe, 2048) == [8192, 3 * 10 * 512, 4 * 10 * 2048, 3 * 512]
@@ -43,19 +45,19 @@ def test_elementwise_time_is_latency_plus_streamed_bytes():
     hw = load_hardware("h100-sxm")
     spec = costsim.load_model("llama-3.1-8b")
     e = hw.efficiency
-    per_token = 32 * (2 * 16384 + 2 * 40 * 128 + 3 * 14336) + 16384  # elements, bf16
+    per_token = 32 * (2 * 16384 + 2 * 40 * 128 + 4 * 8 * 128 + 3 * 14336) + 16384  # elements, bf16
     for batch in (1, 4096):
         got = decode_step_time(spec, hw, 8192, batch).by_class["elementwise"]
         streamed = batch * per_token * 2 / (3.35e12 * e.memory_max)
-        assert got == pytest.approx((32 * 4 + 1) * e.elementwise_latency_s + streamed, rel=1e-6)
+        assert got == pytest.approx((32 * 5 + 1) * e.elementwise_latency_s + streamed, rel=1e-6)
 
 
 def test_kernel_gaps_follow_the_kernel_count():
     hw = load_hardware("h100-sxm")
     spec = costsim.load_model("llama-3.1-8b")
     overhead = decode_step_time(spec, hw, 8192, 1).by_class["overhead"]
-    # per layer: q, k, v, o, gate, up, down GEMMs + attention + 4 elementwise; final norm and LM head
-    assert overhead == pytest.approx((32 * 12 + 2) * hw.efficiency.graph_overhead_s)
+    # per layer: q, k, v, o, gate, up, down GEMMs + attention + 5 elementwise; final norm and LM head
+    assert overhead == pytest.approx((32 * 13 + 2) * hw.efficiency.graph_overhead_s)
 
 
 def test_state_updates_use_the_scan_librarys_table_for_the_family():

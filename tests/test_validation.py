@@ -60,7 +60,7 @@ def test_flash_decode_misses_p90_on_h200_only(result):
 def test_end_to_end_model_steps(result):
     """Whole synthetic model steps (microbench/model_step.py, CUDA graphs) against the engine with the
     calibrated top-level profile, as `costsim estimate` uses it: within 15% on both GPUs but one H200
-    Qwen-like decode at batch 16 (15.2%: cuDNN's head-256 decode attention and small kernels, see
+    Qwen-like decode at batch 16 (15.02%: cuDNN's head-256 decode attention and small kernels, see
     docs/validation.md), leaving out the DeepSeek-like MLA decode. Its absorbed attention ran as batched
     GEMMs + a separate softmax, or from batch 16 on the H200 as mla_decode.py's Triton kernel at about
     200 TFLOP/s; no FlashMLA-class kernel was available. The engine assumes that class (about 680 TFLOP/s

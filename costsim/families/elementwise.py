@@ -4,10 +4,10 @@ gates, the FFN activation, and each family's own small passes (MLA's latent norm
 convolution, gating and gated norm of Gated DeltaNet and Mamba).
 
 Each is a separate streaming kernel in vLLM / SGLang (fused_add_rms_norm, rotary_embedding,
-silu_and_mul, causal_conv1d, gdn gating, gated RMSNorm): it reads and writes activations once, so its
-time is its bytes over the bandwidth achieved at that size, and a small one costs the memory curve's
-floor (a few microseconds). At batch 1 these dominate the gap between weight-read time and step time;
-at long prefills they are 5-10% of the step. Counts are elements read + written per token, in
+reshape_and_cache_flash / concat_and_cache_mla, silu_and_mul, causal_conv1d, gdn gating, gated
+RMSNorm): it reads and writes activations once, so its time is its bytes over the bandwidth achieved at
+that size, plus a fixed latency. At batch 1 these dominate the gap between weight-read time and step
+time; at long prefills they are 5-10% of the step. Counts are elements read + written per token, in
 activation precision; the engine multiplies by tokens and prices each kernel on its own.
 """
 
@@ -26,6 +26,8 @@ def mixer_kernels(m: Mixer, d: int) -> list[float]:
     kernels = [ADD_NORM * d]
     if m.family in SOFTMAX_HEADS:
         kernels.append(2.0 * (m.num_heads + m.num_kv_heads) * m.head_dim)  # rotary on q and k (q/k norm fused)
+        # the new tokens' K and V into the paged cache (vLLM's reshape_and_cache_flash): read, write once
+        kernels.append(4.0 * m.num_kv_heads * m.head_dim)
         if m.output_gate:
             kernels.append(3.0 * m.num_heads * m.head_dim)  # sigmoid(gate) * o: read both, write one
     elif m.family in ("mla", "dsa"):
@@ -33,6 +35,7 @@ def mixer_kernels(m: Mixer, d: int) -> list[float]:
             kernels.append(2.0 * m.q_lora_rank)  # RMSNorm of the query latent
         kernels.append(2.0 * m.kv_lora_rank)  # RMSNorm of the cached latent
         kernels.append(2.0 * (m.num_heads + 1) * m.qk_rope_head_dim)  # rotary on q_rope and the shared k_rope
+        kernels.append(2.0 * (m.kv_lora_rank + m.qk_rope_head_dim))  # latent + k_rope into the cache
     elif m.family == "gated_delta":
         kernels.append(2.0 * delta.conv_dim(m))  # short causal conv + SiLU on q, k, v
         kernels.append(4.0 * m.num_v_heads)  # decay and beta gates
