@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from costsim.engine.timing import _kernel_time, _saturating, gemm_depth_factor, gemm_time
+from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating, gemm_depth_factor
 from costsim.errors import CostsimError
 from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
 from costsim.hardware import load_hardware
@@ -32,12 +32,12 @@ def _copy(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     return Cost.of(bytes_activations=moved), 1.0
 
 
-def _gemm(r: dict, hw: HardwareProfile) -> float:
+def _gemm(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     m, n, k = float(r["m"]), float(r["n"]), float(r["k"])
     b_in = DTYPE_BYTES.get(r["dtype"], BF16)
     cost = Cost.of(flops_matrix=2 * m * n * k, bytes_weights=n * k * b_in,
                    bytes_activations=m * k * b_in + m * n * BF16)
-    return float(gemm_time(cost, hw, _precision(r["dtype"]), np.float64(m), gemm_depth_factor(hw, [(k, n)])))
+    return cost, float(_gemm_eff(hw, np.float64(m)) * gemm_depth_factor(hw, [(k, n)]))
 
 
 def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
@@ -200,12 +200,13 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
         eff = eff.for_state_updates()
     if eff is not hw.efficiency:
         hw = hw.model_copy(update={"efficiency": eff})
-    # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
-    if r["op"] == "gemm":
-        return _gemm(r, hw) + hw.efficiency.graph_overhead_s + hw.efficiency.matmul_latency_s
     cost, matrix_eff = predictor(r, hw)
-    seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff)
-    return float(seconds) + hw.efficiency.graph_overhead_s
+    gemm = r["op"] == "gemm"
+    exponent = hw.efficiency.matmul_roofline_exponent if gemm else None
+    seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff, exponent)
+    latency = hw.efficiency.matmul_latency_s if gemm else 0.0
+    # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
+    return float(seconds) + hw.efficiency.graph_overhead_s + latency
 
 
 def family_of(r: dict[str, Any]) -> str:

@@ -136,11 +136,6 @@ def pipeline_stages(spec: ModelSpec, pp: int) -> tuple[list[list[Layer]], list[i
     return blocks, order
 
 
-def stage_blocks(spec: ModelSpec, pp: int) -> list[list[Layer]]:
-    """The distinct pipeline stages (see `pipeline_stages`)."""
-    return pipeline_stages(spec, pp)[0]
-
-
 def stage_weight_bytes(stages: list[ModelSpec], order: list[int], weight_bytes: float) -> list[float]:
     """Weights on one device of each pipeline stage, in pipeline order. The token embedding lives on the
     first stage, the final norm and the LM head on the last (with tied embeddings each end holds its own
@@ -162,7 +157,7 @@ def stage_weight_bytes(stages: list[ModelSpec], order: list[int], weight_bytes: 
 def shard_model(spec: ModelSpec, layout: Layout, layers: list[Layer] | None = None) -> ModelSpec:
     """The model one device of a pipeline stage runs (by default the stage with the most parameters)."""
     if layers is None:
-        layers = max(stage_blocks(spec, layout.pp),
+        layers = max(pipeline_stages(spec, layout.pp)[0],
                      key=lambda block: mc.param_counts(spec.model_copy(update={"layers": block})).total)
     done: dict[tuple, Layer] = {}  # equal layers shard once (94-layer models, 300 layouts)
     sharded = []

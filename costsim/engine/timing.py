@@ -39,13 +39,17 @@ def _saturating(x: np.ndarray, top: float, half: float) -> np.ndarray:
     return top * x / (x + half)
 
 
-def _kernel_time(c: Cost, hw: HardwareProfile, p: Precision, matrix_eff: np.ndarray | float) -> np.ndarray:
+def _kernel_time(c: Cost, hw: HardwareProfile, p: Precision, matrix_eff: np.ndarray | float,
+                 roofline_exponent: ArrayLike | None = None) -> np.ndarray:
+    """max(compute, memory), or with an exponent their soft maximum (GEMMs: `matmul_roofline_exponent`)."""
     eff = hw.efficiency
     compute = c.flops_matrix / (hw.peak_flops(p.weights) * matrix_eff) + c.flops_vector / (
         hw.vector_tflops * 1e12 * eff.vector_max)
     moved = c.bytes_total
     memory = moved / (hw.bandwidth_bytes_s * _saturating(moved, eff.memory_max, eff.memory_half_bytes))
-    return np.maximum(compute, memory)
+    if roofline_exponent is None:
+        return np.maximum(compute, memory)
+    return _soft_max(compute, memory, roofline_exponent)
 
 
 def _gemm_eff(hw: HardwareProfile, rows: np.ndarray) -> np.ndarray:
@@ -78,12 +82,7 @@ def _soft_max(a: np.ndarray, b: np.ndarray, exponent: ArrayLike) -> np.ndarray:
 def gemm_time(c: Cost, hw: HardwareProfile, p: Precision, rows: np.ndarray, depth: float = 1.0) -> np.ndarray:
     """Roofline time of a GEMM (group) of `rows` rows: compute at the GEMM curve times the depth factor,
     memory on the streaming curve, combined by `matmul_roofline_exponent` (docs/timing.md)."""
-    eff = hw.efficiency
-    compute = c.flops_matrix / (hw.peak_flops(p.weights) * _gemm_eff(hw, rows) * depth) + c.flops_vector / (
-        hw.vector_tflops * 1e12 * eff.vector_max)
-    moved = c.bytes_total
-    memory = moved / (hw.bandwidth_bytes_s * _saturating(moved, eff.memory_max, eff.memory_half_bytes))
-    return _soft_max(compute, memory, eff.matmul_roofline_exponent)
+    return _kernel_time(c, hw, p, _gemm_eff(hw, rows) * depth, hw.efficiency.matmul_roofline_exponent)
 
 
 # The kernel library the engine assumes for linear / delta / SSM layers (calibrate's --scan-source):
