@@ -76,6 +76,15 @@ R = Run()
 MLA_TRITON_MIN_BATCH = 16
 
 
+def mla_decode_kernel(batch: int) -> str:
+    """Which MLA decode attention runs at this batch, as the records name it."""
+    if R.mla_flash:
+        return "flashmla"
+    if R.mla_triton and batch >= MLA_TRITON_MIN_BATCH:
+        return "triton-mla-decode"
+    return "torch-bmm-absorbed-mla"
+
+
 def log(msg: str) -> None:
     write_log(msg, R.t0, R.logf)
 
@@ -308,13 +317,15 @@ def mla(m, p, h, st, phase, ctx, backend):
     else:  # absorbed (MQA over the latent cache)
         q_lat = torch.bmm(q[:, 0, :, :nope].transpose(0, 1), p["w_uk"]).transpose(0, 1)  # (B, H, kr)
         qf = torch.cat((q_lat, q_rope[:, 0]), -1)  # (B, H, kr + rope)
-        # the whole cache, rounded up to 8 tokens so cuBLAS gets aligned rows; `mask` hides the padding
+        # the whole cache, rounded up to R.mla_pad tokens (aligned cuBLAS rows, FlashMLA pages); `mask` hides
+        # the padding
         cache = st["cache"]
-        if R.mla_flash:  # the production kernel (FlashMLA through flashmla_decode.py)
+        kernel = mla_decode_kernel(B)
+        if kernel == "flashmla":  # the production kernel (FlashMLA through flashmla_decode.py)
             from flashmla_decode import flashmla_decode
 
             o_lat = flashmla_decode(qf.contiguous(), cache, scale, st["flash_ws"])
-        elif R.mla_triton and B >= MLA_TRITON_MIN_BATCH:  # one fused pass over the latent cache (mla_decode.py)
+        elif kernel == "triton-mla-decode":  # one fused pass over the latent cache (mla_decode.py)
             from mla_decode import mla_decode
 
             o_lat = mla_decode(qf.contiguous(), cache, ctx + S, scale)
@@ -675,13 +686,13 @@ def run_model(name):
         R.mla_triton = not R.mla_flash and check_mla_kernel(model, "triton")
         chosen = "flashmla" if R.mla_flash else "triton from batch 16" if R.mla_triton else "bmm"
         log(f"  MLA decode attention: {chosen}")
-    if R.fused and m["kind"] == "mla":
-        # Timed points compile from a clean state, as they did before the MLA kernel check existed: after
-        # that check's extra shapes, the batched-GEMM decode at batch 1 ran 6.31 / 7.15 ms (contexts 4k / 16k,
-        # H200, 453 kernels) against 6.06 / 6.42 ms (421 kernels) without it (suspected: more dims compiled
-        # as dynamic, and a split softmax)
-        torch._dynamo.reset()
-        set_fusion(True)
+        if R.fused:
+            # Timed points compile from a clean state, as they did before the MLA kernel check existed: after
+            # that check's extra shapes, the batched-GEMM decode at batch 1 ran 6.31 / 7.15 ms (contexts 4k /
+            # 16k, H200, 453 kernels) against 6.06 / 6.42 ms (421 kernels) without it (suspected: more dims
+            # compiled as dynamic, and a split softmax)
+            torch._dynamo.reset()
+            set_fusion(True)
     mix_kinds = sorted(set(model.kinds))
     points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
     if R.quick:
@@ -742,10 +753,7 @@ def run_model(name):
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
                "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
-               "attention_kernel": (("flashmla" if R.mla_flash
-                                     else "triton-mla-decode" if R.mla_triton and B >= MLA_TRITON_MIN_BATCH
-                                     else "torch-bmm-absorbed-mla")
-                                    if m["kind"] == "mla" and phase == "decode"
+               "attention_kernel": (mla_decode_kernel(B) if m["kind"] == "mla" and phase == "decode"
                                     else label + ("+pad_v" if pad_v else "")),
                "weights_bytes": model.weight_bytes}
         if R.tp > 1:
