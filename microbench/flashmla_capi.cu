@@ -42,27 +42,32 @@ int costsim_flashmla_sm_parts(int num_sms, int heads) {
 //   out         (batch, heads, 512) bf16;  lse (batch, heads) fp32
 //   workspace:  sched_meta (sm_parts, 8) int32, num_splits (batch + 1) int32,
 //               lse_accum (batch + sm_parts, heads) fp32, out_accum (batch + sm_parts, heads, 512) fp32
+// plan != 0 first fills sched_meta and num_splits from seqlens (FlashMLA's get_mla_metadata); a serving
+// engine does that once per step and every layer reuses it, so later layers pass plan = 0.
 // Returns the CUDA error code of the launches (0 on success).
 int costsim_flashmla_decode(void* q, void* kcache, int* page_table, int pages_per_seq, int* seqlens, void* out,
                             float* lse, int* sched_meta, int* num_splits, float* lse_accum, float* out_accum,
-                            int batch, int heads, int num_pages, int sm_parts, float scale, void* stream) {
+                            int batch, int heads, int num_pages, int sm_parts, float scale, int plan,
+                            void* stream) {
     cudaStream_t s = static_cast<cudaStream_t>(stream);
 
-    GetDecodeSchedMetaParams sched{};
-    sched.b = batch;
-    sched.s_q = 1;
-    sched.block_size_n = kPageTokens;
-    sched.fixed_overhead_num_blocks = kFixedOverheadBlocks;
-    sched.topk = -1;  // dense attention: every cached token
-    sched.extra_topk = -1;
-    sched.topk_length = nullptr;
-    sched.extra_topk_length = nullptr;
-    sched.seqlens_k_ptr = seqlens;
-    sched.tile_scheduler_metadata_ptr = reinterpret_cast<DecodingSchedMeta*>(sched_meta);
-    sched.num_splits_ptr = num_splits;
-    sched.num_sm_parts = sm_parts;
-    sched.stream = s;
-    smxx::decode::run_get_decoding_sched_meta_kernel(sched);
+    if (plan) {
+        GetDecodeSchedMetaParams sched{};
+        sched.b = batch;
+        sched.s_q = 1;
+        sched.block_size_n = kPageTokens;
+        sched.fixed_overhead_num_blocks = kFixedOverheadBlocks;
+        sched.topk = -1;  // dense attention: every cached token
+        sched.extra_topk = -1;
+        sched.topk_length = nullptr;
+        sched.extra_topk_length = nullptr;
+        sched.seqlens_k_ptr = seqlens;
+        sched.tile_scheduler_metadata_ptr = reinterpret_cast<DecodingSchedMeta*>(sched_meta);
+        sched.num_splits_ptr = num_splits;
+        sched.num_sm_parts = sm_parts;
+        sched.stream = s;
+        smxx::decode::run_get_decoding_sched_meta_kernel(sched);
+    }
 
     // Strides in elements. Query rows are the heads (rows of the one KV head); the KV-head dimension has
     // size 1, so its stride only has to be consistent.

@@ -48,7 +48,7 @@ def load() -> ctypes.CDLL | None:
     lib.costsim_flashmla_sm_parts.restype = ctypes.c_int
     p = ctypes.c_void_p
     lib.costsim_flashmla_decode.argtypes = [p, p, p, ctypes.c_int, p, p, p, p, p, p, p, ctypes.c_int, ctypes.c_int,
-                                            ctypes.c_int, ctypes.c_int, ctypes.c_float, p]
+                                            ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_int, p]
     lib.costsim_flashmla_decode.restype = ctypes.c_int
     _LIB = lib
     return lib
@@ -79,7 +79,9 @@ class Workspace:
 
 
 def flashmla_decode(q: torch.Tensor, cache: torch.Tensor, scale: float, ws: Workspace,
-                    out: torch.Tensor | None = None) -> torch.Tensor:
+                    out: torch.Tensor | None = None, plan: bool = True) -> torch.Tensor:
+    """plan=False reuses the split schedule an earlier call with this workspace computed (the layers of
+    one decode step share it, as serving engines share FlashMLA's get_mla_metadata)."""
     B, H, D = q.shape
     if (B, H, cache.shape[1]) != (ws.batch, ws.heads, ws.cache_len) or D != D_QK or cache.shape[2] != D_QK:
         raise ValueError("q / cache shapes do not match the workspace")
@@ -89,7 +91,7 @@ def flashmla_decode(q: torch.Tensor, cache: torch.Tensor, scale: float, ws: Work
     rc = load().costsim_flashmla_decode(
         q.data_ptr(), cache.data_ptr(), ws.page_table.data_ptr(), ws.pages_per_seq, ws.seqlens.data_ptr(),
         out.data_ptr(), ws.lse.data_ptr(), ws.sched.data_ptr(), ws.splits.data_ptr(), ws.lse_accum.data_ptr(),
-        ws.out_accum.data_ptr(), B, H, B * ws.pages_per_seq, ws.parts, scale,
+        ws.out_accum.data_ptr(), B, H, B * ws.pages_per_seq, ws.parts, scale, int(plan),
         torch.cuda.current_stream(q.device).cuda_stream)
     if rc != 0:
         raise RuntimeError(f"FlashMLA decode failed with CUDA error {rc}")

@@ -324,7 +324,7 @@ def mla(m, p, h, st, phase, ctx, backend):
         if kernel == "flashmla":  # the production kernel (FlashMLA through flashmla_decode.py)
             from flashmla_decode import flashmla_decode
 
-            o_lat = flashmla_decode(qf.contiguous(), cache, scale, st["flash_ws"])
+            o_lat = flashmla_decode(qf.contiguous(), cache, scale, st["flash_ws"], plan=st["flash_plan"])
         elif kernel == "triton-mla-decode":  # one fused pass over the latent cache (mla_decode.py)
             from mla_decode import mla_decode
 
@@ -428,7 +428,11 @@ class Model:
                 if R.mla_flash and S == 1:  # page table and split buffers, built outside graph capture
                     from flashmla_decode import Workspace
 
-                    states[-1]["flash_ws"] = Workspace(B, m["heads"], padded, cmax, torch.device(DEV))
+                    # one workspace for every layer, its split schedule planned by the first MLA layer of
+                    # the step only (serving engines run FlashMLA's get_mla_metadata once per step)
+                    shared = next((x["flash_ws"] for x in states if "flash_ws" in x), None)
+                    states[-1]["flash_plan"] = shared is None
+                    states[-1]["flash_ws"] = shared or Workspace(B, m["heads"], padded, cmax, torch.device(DEV))
             else:
                 shape = (B, m["kv_heads"], cmax, m["head_dim"])
                 states.append({"k": torch.randn(*shape, device=DEV, dtype=DT),

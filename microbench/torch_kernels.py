@@ -37,9 +37,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_env import common_parser, gpu_header, hardware_slug, write_log
 
-SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "fla_decode", "fla_prefill", "flex", "flashmla_decode")
+SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "sdpa_decode_split", "fla_decode", "fla_prefill", "flex",
+            "flashmla_decode")
 # relative weight of each section in the time left (a section may use less)
-WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "fla_decode": 1.0, "fla_prefill": 2.5, "flex": 2.0,
+WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "sdpa_decode_split": 0.4, "fla_decode": 1.0,
+           "fla_prefill": 2.5, "flex": 2.0,
            "flashmla_decode": 0.6}
 
 
@@ -333,11 +335,29 @@ def sec_sdpa_decode():
     Bs = [1, 4, 16, 64]
     if C.quick:
         ctxs, Bs = [4096, 32768], [1, 16]
+    sdpa_decode_grid("sdpa_decode", sdpa_backends(), [(c, Bs, ctxs) for c in cfgs])
+
+
+def sec_sdpa_decode_split():
+    """FlashAttention-2's decode either side of its split-KV switch. PyTorch's flash_api.cpp splits the
+    KV sequence over CTAs only while batch x kv_heads < 0.8 x 2 x SMs (211 on 132 SMs); unsplit, it runs
+    the prefill kernel, whose 128-row query tile pads the few packed query heads. costsim predicts a step
+    in time between B x Hkv = 208 and 216 (32/8 heads: B 26 -> 27; 16/2 heads: B 105 -> 106)."""
+    flash = [b for b in sdpa_backends() if b[0] == "torch-sdpa-flash"]
+    grid = [((32, 8, "gqa_32q_8kv"), [8, 20, 24, 26, 27, 28, 32, 40, 48, 96], [4096, 16384]),
+            ((16, 2, "gqa_16q_2kv"), [64, 100, 104, 105, 106, 108, 128, 192], [8192, 32768])]
+    if C.quick:
+        grid = [((32, 8, "gqa_32q_8kv"), [26, 27], [4096])]
+    sdpa_decode_grid("sdpa_decode_split", flash, grid)
+
+
+def sdpa_decode_grid(section, backends, grid):
+    """Time SDPA decode (one query token) for each backend over [((H, Hkv, variant), batches, contexts)]."""
     D = 128
-    for source, backend in sdpa_backends():
-        for H, Hkv, variant in cfgs:
+    for source, backend in backends:
+        for (H, Hkv, variant), Bs, ctxs in grid:
             if past_section_end():
-                log("sdpa_decode: section budget reached")
+                log(f"{section}: section budget reached")
                 return
             try:
                 mode = sdpa_mode_and_check(source, backend, 2, H, Hkv, 1, 3001, False, "decode")
@@ -354,7 +374,7 @@ def sec_sdpa_decode():
                     if kvb * gx > 17.2e9:
                         continue
                     if past_section_end():
-                        log("sdpa_decode: section budget reached")
+                        log(f"{section}: section budget reached")
                         return
                     sets = nsets_for(kvb * gx, 20e9)
                     qs = rnd(sets, B, H, 1, D)
@@ -394,50 +414,57 @@ def sec_sdpa_decode():
 def sec_flashmla_decode():
     """FlashMLA's dense MLA decode (microbench/flashmla_decode.py over the library that
     microbench/build_flashmla.sh builds) on the microbenchmark's MLA decode grid: DeepSeek-V3's 128 query
-    heads over one 576-wide latent KV head in 64-token pages. Skipped where the library is not built."""
+    heads over one 576-wide latent KV head in 64-token pages; then 64, 32 and 16 heads, what one GPU holds
+    of DeepSeek-V3 at tensor parallelism 2, 4 and 8 (FlashMLA pads the heads to its 64-row tile).
+    Skipped where the library is not built."""
     from flashmla_decode import D_QK, D_V, Workspace, flashmla_decode, library_path, load, reference
 
     if load() is None:
         log(f"flashmla_decode: no usable library at {library_path()} (build it with microbench/build_flashmla.sh)")
         C.skipped.append(("flashmla_decode", "library not built or not Hopper"))
         return
-    H, scale, dev = 128, D_QK ** -0.5, torch.device("cuda")
-    q, cache = rnd(2, H, D_QK), rnd(2, 1024, D_QK)
-    if not check("flashmla decode B=2 n=1000", flashmla_decode(q, cache, scale, Workspace(2, H, 1024, 1000, dev)),
+    scale, dev = D_QK ** -0.5, torch.device("cuda")
+    q, cache = rnd(2, 128, D_QK), rnd(2, 1024, D_QK)
+    if not check("flashmla decode B=2 n=1000", flashmla_decode(q, cache, scale, Workspace(2, 128, 1024, 1000, dev)),
                  reference(q, cache, 1000, scale), 2e-2):
         return
-    ctxs = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144]
-    Bs = [1, 4, 16, 64, 256]
+    grid = [(128, [1, 4, 16, 64, 256], [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144])]
+    grid += [(h, [1, 4, 16, 64, 256], [1024, 4096, 16384, 65536]) for h in (64, 32, 16)]
     if C.quick:
-        ctxs, Bs = [4096, 32768], [1, 16]
-    for B in Bs:
-        for ctx in ctxs:
-            cache_bytes = 2.0 * B * ctx * D_QK
-            if cache_bytes > 17.2e9:
-                continue
-            if past_section_end():
-                log("flashmla_decode: section budget reached")
-                return
-            sets = nsets_for(cache_bytes, 20e9)
-            qs, caches = rnd(sets, B, H, D_QK), rnd(sets, B, ctx, D_QK)
-            ws = Workspace(B, H, ctx, ctx, dev)
-            try:
-                t = bench(lambda i, q=qs, c=caches, w=ws: flashmla_decode(q[i], c[i], scale, w), sets)
-            except Exception as exc:
-                log(f"flashmla decode B={B} ctx={ctx}: {str(exc).splitlines()[0][:200]}")
-                C.skipped.append((f"flashmla decode B={B} ctx={ctx}", "raised"))
-                continue
-            finally:
-                qs = caches = None
-            nbytes = cache_bytes + 2.0 * B * H * (D_QK + D_V)  # FlashMLA's own count: cache, q and out
-            flops = 2.0 * B * H * ctx * (D_QK + D_V)
-            emit("attention_decode", dict(batch=B, context=ctx, heads=H, kv_heads=1, head_dim=D_QK), "bf16",
-                 "flashmla", t, flops, nbytes,
-                 {"kv_lora_rank": 512, "rope_dim": 64, "v_head_dim": D_V, "variant": "mla_128h_576_512",
-                  "paged": True, "page_tokens": 64})
-            log(f"flashmla          decode mla B={B:3d} ctx={ctx:6d} {t['med'] * 1e6:9.1f} us "
-                f"{flops / t['med'] / 1e12:6.1f} TFLOP/s {nbytes / t['med'] / 1e9:7.0f} GB/s")
-        torch.cuda.empty_cache()
+        grid = [(128, [1, 16], [4096, 32768])]
+    for H, Bs, ctxs in grid:
+        for B in Bs:
+            for ctx in ctxs:
+                cache_bytes = 2.0 * B * ctx * D_QK
+                if cache_bytes > 17.2e9:
+                    continue
+                if past_section_end():
+                    log("flashmla_decode: section budget reached")
+                    return
+                sets = nsets_for(cache_bytes, 20e9)
+                qs, caches = rnd(sets, B, H, D_QK), rnd(sets, B, ctx, D_QK)
+                ws = Workspace(B, H, ctx, ctx, dev)
+                # the split schedule is planned once, outside the timing: serving engines plan it once per
+                # step for all layers (FlashMLA's get_mla_metadata), so it is not part of one layer's kernel
+                flashmla_decode(qs[0], caches[0], scale, ws, plan=True)
+                try:
+                    t = bench(lambda i, q=qs, c=caches, w=ws: flashmla_decode(q[i], c[i], scale, w, plan=False),
+                              sets)
+                except Exception as exc:
+                    log(f"flashmla decode H={H} B={B} ctx={ctx}: {str(exc).splitlines()[0][:200]}")
+                    C.skipped.append((f"flashmla decode H={H} B={B} ctx={ctx}", "raised"))
+                    continue
+                finally:
+                    qs = caches = None
+                nbytes = cache_bytes + 2.0 * B * H * (D_QK + D_V)  # FlashMLA's own count: cache, q and out
+                flops = 2.0 * B * H * ctx * (D_QK + D_V)
+                emit("attention_decode", dict(batch=B, context=ctx, heads=H, kv_heads=1, head_dim=D_QK), "bf16",
+                     "flashmla", t, flops, nbytes,
+                     {"kv_lora_rank": 512, "rope_dim": 64, "v_head_dim": D_V, "variant": f"mla_{H}h_576_512",
+                      "paged": True, "page_tokens": 64, "schedule_planned": "once, untimed"})
+                log(f"flashmla          decode mla H={H:3d} B={B:3d} ctx={ctx:6d} {t['med'] * 1e6:9.1f} us "
+                    f"{flops / t['med'] / 1e12:6.1f} TFLOP/s {nbytes / t['med'] / 1e9:7.0f} GB/s")
+            torch.cuda.empty_cache()
 
 
 # ------------------------------------------------------------------------------------- FlexAttention
@@ -666,7 +693,10 @@ def sec_fla_prefill():
         if C.quick
         else [(1, 1024), (1, 2048), (1, 4096), (1, 8192), (1, 16384), (1, 32768), (4, 8192), (16, 2048), (64, 1024)]
     )
+    wanted = os.environ.get("COSTSIM_FLA_VARIANTS", "")  # e.g. "gla": re-measure one variant only
     for variant, model, H, HV, K, V in LIN_MODELS:
+        if wanted and variant not in wanted.split(","):
+            continue
         if past_section_end():
             log("fla_prefill: section budget reached")
             return
@@ -841,6 +871,7 @@ def main(argv=None):
         "copy": sec_copy,
         "sdpa_prefill": sec_sdpa_prefill,
         "sdpa_decode": sec_sdpa_decode,
+        "sdpa_decode_split": sec_sdpa_decode_split,
         "flex": sec_flex,
         "fla_prefill": sec_fla_prefill,
         "fla_decode": sec_fla_decode,
