@@ -175,7 +175,18 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
         predicted = np.array([predict_record(r, trial) for r in fit_set])
         return np.log(predicted) - np.log(times)
 
-    sol = least_squares(residual, start, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+    # A ceiling that binds nowhere at the start has no gradient (a decode kernel is memory-bound until
+    # its compute ceiling drops below the padded work it does): start again with the ceilings lowered
+    # and keep the best fit.
+    ceilings = np.array([p.endswith("_max") for p in g.params])
+    sol = None
+    for scale in (1.0, 0.5, 0.25):
+        if scale != 1.0 and not ceilings.any():
+            break
+        x0 = np.clip(np.where(ceilings, start + np.log(scale), start), lo + 1e-9, hi - 1e-9)
+        trial_sol = least_squares(residual, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+        if sol is None or trial_sol.cost < 0.999 * sol.cost:  # a real improvement, not a flat direction
+            sol = trial_sol
     values = dict(zip(g.params, (float(v) for v in np.exp(sol.x)), strict=True))
     after = _with(hw, values)
     return values, {"group": g.name, "params": values, "fit": _summary(_errors(fit_set, after)),

@@ -16,6 +16,7 @@ from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating, gemm_dep
 from costsim.errors import CostsimError
 from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
 from costsim.hardware import load_hardware
+from costsim.kernel_tiles import decode_query_rows
 from costsim.spec.dtypes import DTYPE_BYTES, Precision
 from costsim.spec.hardware import HardwareProfile
 
@@ -44,12 +45,15 @@ def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     b, t, h = float(r["batch"]), float(r["context"]), float(r["heads"])
     if r.get("kv_lora_rank"):
         latent, rope = float(r["kv_lora_rank"]), float(r.get("rope_dim", 64))
-        flops = 2 * h * (2 * latent + rope) * t * b
+        rows = decode_query_rows(r.get("source", ""), b, h, 1.0, hw.compute_units)
+        flops = 2 * rows * (2 * latent + rope) * t * b
         cache = (latent + rope) * BF16 * t * b
         io = 2 * h * (latent + rope) * BF16 * b
     else:
         d, kv = float(r["head_dim"]), float(r["kv_heads"])
-        flops = 4 * h * d * t * b
+        # the tensor cores' work includes the padding of the query tile (kernel_tiles.py)
+        rows = decode_query_rows(r.get("source", ""), b, h, kv, hw.compute_units)
+        flops = 4 * kv * rows * d * t * b
         cache = 2 * kv * d * BF16 * t * b
         io = 2 * h * d * BF16 * b
     cost = Cost.of(flops_matrix=flops, flops_vector=SOFTMAX_FLOPS_PER_SCORE * h * t * b, bytes_cache_read=cache,

@@ -49,7 +49,7 @@ def test_each_gpu_set_comes_from_one_bench_run(path):
     assert headers[0]["gpu_name"] == headers[1]["gpu_name"]
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if "model-step" in p.name], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.endswith("model-step.jsonl")], ids=lambda p: p.name)
 def test_model_step_files_cover_three_architectures_both_phases(path):
     body = [r for r in read_measurements(path) if r.get("op")]
     assert {r["op"] for r in body} == {"model_step"}
@@ -79,9 +79,18 @@ def test_bad_records_are_rejected(tmp_path):
     assert set(SHAPE_FIELDS) >= CORE_OPS
 
 
-def test_flashmla_records_are_predicted_with_the_top_level_profile():
-    """A FlashMLA decode record (torch_kernels.py's flashmla_decode section) is priced with the profile's
-    own efficiencies: the fitted table of our much slower mma.sync MLA kernel must not leak into it."""
+def test_flashmla_model_steps_ran_flashmla():
+    """The FlashMLA model-step file holds the DeepSeek-like stack, its decode on FlashMLA itself."""
+    body = [r for r in read_measurements(Path(__file__).parent.parent / "measurements"
+                                         / "h200-model-step-flashmla.jsonl") if r.get("op")]
+    decode = [r for r in body if r["phase"] == "decode"]
+    assert {r["model_name"] for r in body} == {"deepseek-v3-mla-16l"}
+    assert len(decode) >= 5 and {r["attention_kernel"] for r in decode} == {"flashmla"}
+
+
+def test_flashmla_records_use_their_own_table_not_our_kernels():
+    """A FlashMLA decode record is priced with FlashMLA's fitted table: the table of our much slower
+    mma.sync MLA kernel must not leak into it."""
     from costsim.hardware import load_hardware
     from costsim.validate import implementation_key, predict_record
 
@@ -90,6 +99,6 @@ def test_flashmla_records_are_predicted_with_the_top_level_profile():
     flash = dict(ours, source="flashmla", paged=True, page_tokens=64)
     hw = load_hardware("h200")
     assert implementation_key(ours) in hw.efficiency.implementations
-    assert implementation_key(flash) not in hw.efficiency.implementations
-    # our kernel fits at 0.14 of bandwidth; FlashMLA is priced at the profile's ceilings, several times faster
+    assert implementation_key(flash) == "flashmla/attention_decode/mla" in hw.efficiency.implementations
+    # our kernel fits at 0.14 of bandwidth; FlashMLA streams the same cache several times faster
     assert predict_record(flash, hw) < predict_record(ours, hw) / 3

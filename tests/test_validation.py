@@ -35,6 +35,7 @@ def result():
     ("fla: linear_prefill/gdn", 0.10, 0.25),
     ("fla: linear_prefill/kda", 0.10, 0.25),
     ("fla: linear_decode/kda", 0.10, 0.25),
+    ("fla: linear_prefill/gla", 0.10, 0.25),
 ])
 def test_error_bounds_that_hold(result, group, median, p90):
     stats = result["summary"]["by_implementation"][group]
@@ -42,41 +43,73 @@ def test_error_bounds_that_hold(result, group, median, p90):
     assert stats["median_abs"] <= median and stats["p90_abs"] <= p90
 
 
-def test_flash_decode_misses_p90_on_h200_only(result):
-    """A known miss of issue 5's p90 target, kept visible: PyTorch's FlashAttention-2 decode path falls to
-    ~2.5 TB/s at batch 64 on both GPUs (a kernel regime, not a bandwidth curve), which the H200's 4.8 TB/s
-    curve over-predicts by ~40%. On H100 the same records stay inside the target."""
+def test_flash_decode_meets_the_target_with_its_tile_padding(result):
+    """PyTorch's FlashAttention-2 decode switches to its unsplit kernel, whose 128-row query tile pads the
+    GQA group, once batch x kv_heads >= 0.8 x 2 x SMs (costsim/kernel_tiles.py). With that padding the
+    fitted tables meet issue 5's targets on both GPUs; without it the H200's p90 was 39%."""
     by_hw: dict[str, list[float]] = {}
     for r in result["records"]:
         if r["source"] == "torch-sdpa-flash" and r["op"] == "attention_decode":
             by_hw.setdefault(r["hardware"], []).append(abs(r["error"]))
-    assert np.median(by_hw["h100-sxm"]) <= 0.10 and np.percentile(by_hw["h100-sxm"], 90) <= 0.25
-    assert np.median(by_hw["h200"]) <= 0.10 and np.percentile(by_hw["h200"], 90) <= 0.45
-    worst = [r for r in result["records"] if r["source"] == "torch-sdpa-flash" and r["op"] == "attention_decode"
-             and abs(r["error"]) > 0.25]
-    assert worst and all(r["batch"] >= 64 and r["error"] < 0 for r in worst)
+    for hw in ("h100-sxm", "h200"):
+        assert np.median(by_hw[hw]) <= 0.10 and np.percentile(by_hw[hw], 90) <= 0.25
+
+
+def test_flashmla_is_weak_only_at_small_batch(result):
+    """FlashMLA over all its records (fitted and held out; the held-out ones meet the target,
+    test_calibrate): median within 10%, and every record off by more than 25% is at batch <= 4, where one
+    sequence is split over all 132 SMs and time is not a line in the bytes (H200, 128 heads, batch 1:
+    28 us at 8k context, 41 us at 16k, 44 us at 32k), or at 1k context, where 15-20 us of fixed time is
+    nearly all there is."""
+    flash = [r for r in result["records"] if r["source"] == "flashmla"]
+    errors = np.abs([r["error"] for r in flash])
+    assert len(flash) >= 90 and np.median(errors) <= 0.10
+    worst = [r for r in flash if abs(r["error"]) > 0.25]
+    assert worst and all(r["batch"] <= 4 or r["context"] == 1024 for r in worst)
+
+
+def test_flash_decode_split_switch_is_where_the_rule_puts_it():
+    """The measured step in time (H200, 16 query / 2 KV heads, 8k context: 221 us at batch 105, 411 us
+    at 106) sits exactly where FlashAttention-2's heuristic stops splitting: 2 x 106 = 212 >= 211.2."""
+    from costsim.kernel_tiles import decode_query_rows, flash2_decode_splits_kv
+
+    records = {(r["batch"], r["context"], r["heads"]): r["time_s"]
+               for r in read_measurements(MEASUREMENTS / "h200-torch-fa2-split.jsonl")
+               if r.get("source") == "torch-sdpa-flash"}
+    assert records[(106, 8192, 16)] > 1.7 * records[(105, 8192, 16)]
+    assert records[(27, 4096, 32)] > 1.5 * records[(26, 4096, 32)]
+    assert flash2_decode_splits_kv(105, 2, 8, 132) and not flash2_decode_splits_kv(106, 2, 8, 132)
+    assert flash2_decode_splits_kv(26, 8, 4, 132) and not flash2_decode_splits_kv(27, 8, 4, 132)
+    assert decode_query_rows("torch-sdpa-flash", 105, 16, 2, 132) == 64
+    assert decode_query_rows("torch-sdpa-flash", 106, 16, 2, 132) == 128
+    assert decode_query_rows("torch-sdpa-cudnn", 106, 16, 2, 132) == 8
+    assert decode_query_rows("flashmla", 4, 16, 1, 132) == 64  # tensor parallelism 8 of DeepSeek-V3
+    assert decode_query_rows("flashmla", 4, 128, 1, 132) == 128
 
 
 def test_end_to_end_model_steps(result):
     """Whole synthetic model steps (microbench/model_step.py, CUDA graphs) against the engine with the
-    calibrated top-level profile, as `costsim estimate` uses it: within 15% on both GPUs but one H200
-    Qwen-like decode at batch 16 (15.02%: cuDNN's head-256 decode attention and small kernels, see
-    docs/validation.md), leaving out the DeepSeek-like MLA decode. Its absorbed attention ran as batched
-    GEMMs + a separate softmax, or from batch 16 on the H200 as mla_decode.py's Triton kernel at about
-    200 TFLOP/s; no FlashMLA-class kernel was available. The engine assumes that class (about 680 TFLOP/s
-    at batch 64), so it must under-predict those steps, and they test nothing else."""
+    calibrated profile, as `costsim estimate` uses it (MLA decode with FlashMLA's fitted table, as the
+    engine assumes FlashMLA): within 15% on both GPUs but one H200 Qwen-like decode at batch 16 (15.0%:
+    cuDNN's head-256 decode attention and small kernels, see docs/validation.md). The DeepSeek-like decode
+    steps whose attention ran on our stand-ins for FlashMLA (batched GEMMs + softmax, or mla_decode.py's
+    Triton kernel at about 200 TFLOP/s) are left out: the engine prices FlashMLA, so it must under-predict
+    them, and they test nothing else."""
     steps = [r for r in result["records"] if r["op"] == "model_step"]
     assert len(steps) >= 50 and {r["hardware"] for r in steps} == {"h100-sxm", "h200"}
-    mla_decode = [r for r in steps if r["model_name"] == "deepseek-v3-mla-16l" and r["phase"] == "decode"]
-    checked = [r for r in steps if r not in mla_decode]
+    stand_ins = [r for r in steps if r["model_name"] == "deepseek-v3-mla-16l" and r["phase"] == "decode"
+                 and r["attention_kernel"] != "flashmla"]
+    checked = [r for r in steps if r not in stand_ins]
     errors = np.abs([r["error"] for r in checked])
-    assert len(checked) >= 40 and np.max(errors) <= 0.16 and np.median(errors) <= 0.08
+    assert len(checked) >= 45 and np.max(errors) <= 0.16 and np.median(errors) <= 0.08
     over = [r for r in checked if abs(r["error"]) > 0.15]
     assert len(over) <= 1 and all(r["hardware"] == "h200" and r["model_name"] == "qwen3-next-dense-ffn"
                                   and r["phase"] == "decode" and r["batch"] == 16 for r in over)
     assert {r["model_name"] for r in checked} == {"llama-3.1-8b", "qwen3-next-dense-ffn", "deepseek-v3-mla-16l"}
-    assert mla_decode and all(-0.45 < r["error"] < 0 for r in mla_decode)
-    assert {r["attention_kernel"] for r in mla_decode} == {"torch-bmm-absorbed-mla", "triton-mla-decode"}
+    flash = [r for r in checked if r.get("attention_kernel") == "flashmla"]
+    assert len(flash) >= 5 and all(r["phase"] == "decode" and abs(r["error"]) <= 0.15 for r in flash)
+    assert stand_ins and all(-0.45 < r["error"] < 0 for r in stand_ins)
+    assert {r["attention_kernel"] for r in stand_ins} == {"torch-bmm-absorbed-mla", "triton-mla-decode"}
 
 
 def test_every_record_is_predicted_with_signed_error(result):
