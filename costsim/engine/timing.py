@@ -16,7 +16,9 @@ import numpy as np
 
 from costsim.families import elementwise, module_for, projection_matrices
 from costsim.families import ffn as ffn_family
+from costsim.families import mla as mla_family
 from costsim.families.cost import ArrayLike, Cost, as_array, gemm_cost
+from costsim.kernel_tiles import FLASHMLA_TILE_ROWS
 from costsim.spec.dtypes import Precision
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.model import RECURRENT_FAMILIES, ModelSpec
@@ -88,6 +90,7 @@ def gemm_time(c: Cost, hw: HardwareProfile, p: Precision, rows: np.ndarray, dept
 # The kernel library the engine assumes for linear / delta / SSM layers (calibrate's --scan-source):
 # where the profile holds a fitted table for that library's kernel of this family, it is used.
 SCAN_SOURCE = "fla"
+MLA_DECODE_IMPLEMENTATION = "flashmla/attention_decode/mla"
 RECURRENT_VARIANT = {"linear": "lightning", "mamba2": "mamba2", "mamba": "mamba"}
 
 
@@ -105,6 +108,17 @@ def _recurrent_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfil
     if klass == "state_update":
         eff = eff.for_state_updates()
     return hw if eff is hw.efficiency else hw.model_copy(update={"efficiency": eff})
+
+
+def _implementation_profile(hw: HardwareProfile, key: str) -> HardwareProfile:
+    """`hw` with one implementation's fitted table on top, where the profile has that table."""
+    from costsim.engine.stacked import StackedHardware
+
+    if isinstance(hw, StackedHardware):
+        return StackedHardware([_implementation_profile(one, key) for one in hw.profiles])
+    if key not in hw.efficiency.implementations:
+        return hw
+    return hw.model_copy(update={"efficiency": hw.efficiency.for_source(key)})
 
 
 def _core_class(family: str, phase: str) -> str:
@@ -150,13 +164,20 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         core = Cost(*(np.maximum(x - y, 0.0) for x, y in zip(whole.as_dict().values(), gemm.as_dict().values(),
                                                                strict=True)))
         klass = _core_class(mixer.family, phase)
+        core_hw = hw
+        if klass == "attention_decode" and mixer.family == "mla":
+            # MLA decode is FlashMLA's: heads padded to its 64-row tile, and its fitted table where the
+            # profile has one (the dense kernel's; DSA's sparse kernel keeps the profile's defaults)
+            core = core + mla_family.decode_tile_padding(mixer, c, batch, FLASHMLA_TILE_ROWS)
+            if not hasattr(mixer, "index_topk"):
+                core_hw = _implementation_profile(hw, MLA_DECODE_IMPLEMENTATION)
         # (query, key) pairs per head, for the attention efficiency curve: 4 FLOPs per head dimension
         per_pair_per_head = 4.0 * getattr(mixer, "head_dim", getattr(mixer, "kv_lora_rank", 128))
         pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
         gemm_kernels = len(projection_matrices(mixer, d))
         depth = gemm_depth_factor(hw, projection_matrices(mixer, d))
         add("gemm", count * (gemm_time(gemm, hw, p, tokens, depth) + gemm_kernels * hw.efficiency.matmul_latency_s))
-        core_hw = _recurrent_profile(hw, klass, mixer) if klass in ("state_update", "scan") else hw
+        core_hw = _recurrent_profile(hw, klass, mixer) if klass in ("state_update", "scan") else core_hw
         add(klass, count * _kernel_time(core, core_hw, p,
                                         _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
         small = elementwise.mixer_kernels(mixer, d)

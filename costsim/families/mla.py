@@ -183,6 +183,16 @@ def prefill(m: MLAMixer, d: int, n: ArrayLike, c: ArrayLike, batch: ArrayLike, p
     return per_seq.scaled(batch) + gemms + kv_b_bytes
 
 
+def decode_tile_padding(m: MLAMixer, t: ArrayLike, batch: ArrayLike, tile_rows: int) -> Cost:
+    """The tensor-core work a decode kernel spends on padding when it packs the query heads (rows of
+    the one latent KV head) into tiles of `tile_rows`: FlashMLA's 64, so the 16 heads a GPU holds at
+    tensor parallelism 8 cost as much compute as 64 (costsim/kernel_tiles.py)."""
+    t, batch = as_array(t), as_array(batch)
+    padded = math.ceil(m.num_heads / tile_rows) * tile_rows
+    keys = keys_at(_attended_pairs_before(m), t)
+    return Cost.of(flops_matrix=(padded - m.num_heads) / m.num_heads * absorbed_pair_flops(m) * keys * batch)
+
+
 def decode(m: MLAMixer, d: int, t: ArrayLike, batch: ArrayLike, p: Precision) -> Cost:
     t, batch = as_array(t), as_array(batch)
     one = np.ones_like(t)
