@@ -148,7 +148,7 @@ def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
         sh = _Sharded(spec, hw, Deployment(weights=p.weights), Layout(**r["layout"]), overlap=True)
         if r["phase"] == "decode":
             return float(sh.tpot(np.asarray(float(r["context"])), np.asarray(float(r["batch"]))))
-        return float(sh.ttft(np.asarray(float(r["seq_len"]))))
+        return float(sh.ttft(np.asarray(float(r["seq_len"])), float(r.get("context", 0)), float(r["batch"])))
     if r["phase"] == "decode":
         return float(decode_step_time(spec, hw, r["context"], r["batch"], p,
                                       cuda_graphs=bool(r.get("cuda_graph", True))).total_s)

@@ -96,20 +96,26 @@ def run_one(name: str, nbytes: int, device: torch.device, dtype: torch.dtype) ->
     return op, check
 
 
-def timed(op, device: torch.device, reps: int) -> list[float]:
+def timed(op, device: torch.device, reps: int, iters: int) -> list[float]:
+    """`reps` samples, each the mean of `iters` back-to-back collectives between two events after a
+    barrier (as nccl-tests times them): one collective per sample would also time how far apart the
+    ranks' hosts reached it, tens of microseconds that dwarf a small message."""
     times = []
     for _ in range(reps):
+        dist.barrier()
         if device.type == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            op()
+            for _ in range(iters):
+                op()
             end.record()
             end.synchronize()
-            times.append(start.elapsed_time(end) * 1e-3)
+            times.append(start.elapsed_time(end) * 1e-3 / iters)
         else:
             t = time.perf_counter()
-            op()
-            times.append(time.perf_counter() - t)
+            for _ in range(iters):
+                op()
+            times.append((time.perf_counter() - t) / iters)
     return times
 
 
@@ -152,8 +158,9 @@ def worker(rank: int, world: int, a: argparse.Namespace) -> None:
                 continue
             for _ in range(3):
                 op()
-            reps = 5 if nbytes >= 1 << 28 else 20 if nbytes >= 1 << 22 else 50
-            local_times = torch.tensor(timed(op, device, reps), device=device, dtype=torch.float64)
+            reps = 5 if nbytes >= 1 << 28 else 10
+            iters = 2 if nbytes >= 1 << 28 else 10 if nbytes >= 1 << 22 else 40
+            local_times = torch.tensor(timed(op, device, reps, iters), device=device, dtype=torch.float64)
             dist.all_reduce(local_times, op=dist.ReduceOp.MAX)  # a collective ends when its slowest rank does
             ts = sorted(local_times.tolist())
             if out:
@@ -163,7 +170,8 @@ def worker(rank: int, world: int, a: argparse.Namespace) -> None:
                        "dtype": "bf16" if elem_bits == 16 else "fp32", "hardware": hardware, "gpu_name": gpu,
                        "source": "nccl" if cuda else "gloo", "time_s": med, "p10_s": ts[len(ts) // 10],
                        "p90_s": ts[min(len(ts) - 1, len(ts) * 9 // 10)], "reps": reps,
-                       "algbw_gb_s": nbytes / med / 1e9, "busbw_gb_s": nbytes / med / 1e9 * bus_factor(name, n)}
+                       "iters_per_rep": iters, "algbw_gb_s": nbytes / med / 1e9,
+                       "busbw_gb_s": nbytes / med / 1e9 * bus_factor(name, n)}
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 print(f"{name:15s} {n} ranks {nbytes:>12,} B {med * 1e6:10.1f} us  busbw {rec['busbw_gb_s']:7.1f} GB/s",

@@ -500,6 +500,12 @@ def time_step(fn, target_s):
     torch.cuda.synchronize()
     one = max(time.perf_counter() - t, 1e-6)
     reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
+    if R.tp > 1:  # every rank must replay the same number of times: the graph holds collectives
+        import torch.distributed as dist
+
+        agreed = torch.tensor([reps], device=DEV)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        reps = int(agreed.item())
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
@@ -671,6 +677,19 @@ def emit(rec):
     R.count += 1
 
 
+def past_model_end() -> bool:
+    """Whether this model's time is up, decided by all ranks together (a rank that stopped alone would
+    leave the others waiting in a collective)."""
+    over = time.time() > R.model_end
+    if R.tp > 1:
+        import torch.distributed as dist
+
+        flag = torch.tensor([1 if over else 0], device=DEV)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        over = bool(flag.item())
+    return over
+
+
 def run_model(name):
     m = MODELS[name]
     log(f"=== {name}: building ({m['layers']} layers)")
@@ -704,7 +723,7 @@ def run_model(name):
     kernels = {}
     chosen = {}
     for phase, B, n in points:
-        if time.time() > R.model_end:
+        if past_model_end():
             log(f"  {name}: model budget reached, skipping the remaining points")
             break
         if phase not in chosen:
@@ -720,7 +739,7 @@ def run_model(name):
             states = model.state(B, ctx + S, S, ctx)
             for s in states:
                 s["pad_v"] = pad_v
-            tokens = torch.randint(0, m["vocab"], (B, S), device=DEV)
+            tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)  # this rank's vocabulary shard
 
             def fn(model=model, tokens=tokens, states=states, phase=phase, ctx=ctx, backend=backend):
                 with torch.inference_mode():

@@ -29,7 +29,8 @@ def test_file_follows_schema(path):
     assert len({r["hardware"] for r in body}) == 1
 
 
-CUDA_FILES = [p for p in FILES if "torch" not in p.name and "model-step" not in p.name]
+MULTI_GPU_FILES = [p for p in FILES if "-x2-" in p.name]
+CUDA_FILES = [p for p in FILES if "torch" not in p.name and "model-step" not in p.name and p not in MULTI_GPU_FILES]
 
 
 @pytest.mark.parametrize("path", CUDA_FILES, ids=lambda p: p.name)
@@ -49,7 +50,8 @@ def test_each_gpu_set_comes_from_one_bench_run(path):
     assert headers[0]["gpu_name"] == headers[1]["gpu_name"]
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if p.name.endswith("model-step.jsonl")], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.endswith("model-step.jsonl") and p not in MULTI_GPU_FILES],
+                         ids=lambda p: p.name)
 def test_model_step_files_cover_three_architectures_both_phases(path):
     body = [r for r in read_measurements(path) if r.get("op")]
     assert {r["op"] for r in body} == {"model_step"}
@@ -102,3 +104,17 @@ def test_flashmla_records_use_their_own_table_not_our_kernels():
     assert implementation_key(flash) == "flashmla/attention_decode/mla" in hw.efficiency.implementations
     # our kernel fits at 0.14 of bandwidth; FlashMLA streams the same cache several times faster
     assert predict_record(flash, hw) < predict_record(ours, hw) / 3
+
+
+def test_two_gpu_files_hold_collectives_and_tensor_parallel_steps():
+    """The 2 x H200 run (torchrun, NCCL): every collective at 1 KiB-1 GiB, checked, and Llama-3.1-8B and
+    -70B whole steps at tensor parallelism 2, both phases."""
+    root = Path(__file__).parent.parent / "measurements"
+    nccl = [r for r in read_measurements(root / "h200-x2-nccl.jsonl") if r.get("op")]
+    assert {r["collective"] for r in nccl} == {"all_reduce", "all_gather", "reduce_scatter", "all_to_all"}
+    assert all(r["ranks"] == 2 and r["source"] == "nccl" for r in nccl)
+    assert {r["bytes"] for r in nccl} >= {2**10, 2**30}
+    steps = [r for r in read_measurements(root / "h200-x2-model-step.jsonl") if r.get("op")]
+    assert {(r["model_name"], r["phase"]) for r in steps} == {
+        (m, ph) for m in ("llama-3.1-8b", "llama-3.1-70b") for ph in ("decode", "prefill")}
+    assert all(r["layout"]["tp"] == 2 and r["cuda_graph"] for r in steps)

@@ -105,7 +105,8 @@ def test_end_to_end_model_steps(result):
     over = [r for r in checked if abs(r["error"]) > 0.15]
     assert len(over) <= 1 and all(r["hardware"] == "h200" and r["model_name"] == "qwen3-next-dense-ffn"
                                   and r["phase"] == "decode" and r["batch"] == 16 for r in over)
-    assert {r["model_name"] for r in checked} == {"llama-3.1-8b", "qwen3-next-dense-ffn", "deepseek-v3-mla-16l"}
+    assert {r["model_name"] for r in checked} == {"llama-3.1-8b", "llama-3.1-70b", "qwen3-next-dense-ffn",
+                                                  "deepseek-v3-mla-16l"}
     flash = [r for r in checked if r.get("attention_kernel") == "flashmla"]
     assert len(flash) >= 5 and all(r["phase"] == "decode" and abs(r["error"]) <= 0.15 for r in flash)
     assert stand_ins and all(-0.45 < r["error"] < 0 for r in stand_ins)
@@ -142,3 +143,13 @@ def test_validate_cli_json_contract(tmp_path, capsys):
 def test_validate_bad_file(capsys, tmp_path):
     assert main(["validate", str(tmp_path / "none.jsonl")]) == 2
     assert "no such measurement file" in capsys.readouterr().err
+
+
+def test_tensor_parallel_steps_on_two_gpus(result):
+    """Llama-3.1-8B and -70B at tensor parallelism 2 on 2 x H200 (NVLink, NCCL, CUDA graphs), against the
+    engine's sharded step with its all-reduces (engine/parallel.py): every point within 10%."""
+    tp = [r for r in result["records"] if r["op"] == "model_step" and r.get("layout", {}).get("tp") == 2]
+    assert len(tp) >= 15 and {r["phase"] for r in tp} == {"decode", "prefill"}
+    assert max(abs(r["error"]) for r in tp) <= 0.10
+    batched_prefill = [r for r in tp if r["phase"] == "prefill" and r["batch"] > 1]
+    assert batched_prefill, "a batch of prompts prefilled together is priced as that batch, not as one prompt"

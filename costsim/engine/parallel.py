@@ -271,8 +271,9 @@ class _Sharded:
                          axis=0)
         return lay.pp * slowest + head + self.comm_decode(b)
 
-    def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0) -> np.ndarray:
-        """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp)."""
+    def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0, batch: float = 1.0) -> np.ndarray:
+        """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp), for
+        `batch` sequences prefilled together (1: the time to first token of one request)."""
         lay, p, dep = self.layout, self.p, self.dep
         context = np.asarray(context, dtype=np.float64)
         n_local = context / lay.cp
@@ -281,11 +282,11 @@ class _Sharded:
         cached = np.asarray(already_cached, dtype=np.float64) + context * (lay.cp - 1) / (2.0 * lay.cp)
         per_stage, head = [], 0.0
         for st in self.stages:
-            pre = prefill_time(st, self.hw, n_local, cached, 1, p, dep.prefill_chunk_tokens)
-            comm_pre = _comm_per_stage(st, self.hw, lay, n_local, p.act_bytes, "prefill")
+            pre = prefill_time(st, self.hw, n_local, cached, batch, p, dep.prefill_chunk_tokens)
+            comm_pre = _comm_per_stage(st, self.hw, lay, n_local * batch, p.act_bytes, "prefill")
             ring = np.zeros_like(n_local)
             if lay.cp > 1:
-                ring_total = (lay.cp - 1) * comm.point_to_point(self.hw, _ring_bytes(st, n_local, p),
+                ring_total = (lay.cp - 1) * comm.point_to_point(self.hw, batch * _ring_bytes(st, n_local, p),
                                                                 span=lay.tp * lay.cp)
                 attention = pre.by_class.get("attention_prefill", 0.0)
                 ring = np.maximum(ring_total - attention, 0.0) if self.overlap else ring_total
