@@ -180,9 +180,7 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     # and keep the best fit.
     ceilings = np.array([p.endswith("_max") for p in g.params])
     sol = None
-    for scale in (1.0, 0.5, 0.25):
-        if scale != 1.0 and not ceilings.any():
-            break
+    for scale in (1.0, 0.5, 0.25) if ceilings.any() else (1.0,):
         x0 = np.clip(np.where(ceilings, start + np.log(scale), start), lo + 1e-9, hi - 1e-9)
         trial_sol = least_squares(residual, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
         if sol is None or trial_sol.cost < 0.999 * sol.cost:  # a real improvement, not a flat direction

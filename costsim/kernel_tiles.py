@@ -17,7 +17,7 @@ flash_api.cpp) treats one-token decode with GQA by swapping the group into the q
   one CTA per (sequence, KV head), 128 query rows.
 
 On the H200 this switch shows as a step: 16 query / 2 KV heads at 8k context take 221 us at batch 105
-and 411 us at batch 106 (2 x 105 = 210 < 211.2 <= 212), measurements/h200-torch-split-flashmla.jsonl.
+and 411 us at batch 106 (2 x 105 = 210 < 211.2 <= 212), measurements/h200-torch-fa2-split.jsonl.
 FlashMLA (``flashmla``) puts the query heads of its one latent KV head in 64-row tiles
 (``costsim_flashmla_sm_parts`` in microbench/flashmla_capi.cu follows the same count): DeepSeek-V3's 128
 heads fill two, while the 16 heads one GPU holds at tensor parallelism 8 are padded to 64.
@@ -38,6 +38,11 @@ FLASH2_FILL_FRACTION = 0.8
 FLASHMLA_TILE_ROWS = 64
 
 
+def padded_rows(rows: float, tile_rows: int) -> int:
+    """Rows a kernel computes for `rows` real ones in tiles of `tile_rows`."""
+    return math.ceil(rows / tile_rows) * tile_rows
+
+
 def flash2_decode_splits_kv(batch: float, kv_heads: float, group: float, compute_units: int) -> bool:
     """True where PyTorch's FlashAttention-2 runs one-token decode with its split-KV kernel."""
     blocks = batch * kv_heads * math.ceil(group / FLASH2_SPLIT_TILE_ROWS)
@@ -49,7 +54,7 @@ def decode_query_rows(source: str, batch: float, heads: float, kv_heads: float,
     """Query rows per KV head that the implementation `source` computes for one decode token."""
     group = heads / kv_heads
     if source == "flashmla":
-        return math.ceil(group / FLASHMLA_TILE_ROWS) * FLASHMLA_TILE_ROWS
+        return padded_rows(group, FLASHMLA_TILE_ROWS)
     if source != "torch-sdpa-flash":
         return group
     if compute_units is None:
@@ -57,4 +62,4 @@ def decode_query_rows(source: str, batch: float, heads: float, kv_heads: float,
                            "lacks; add compute_units = <SMs> to the profile")
     split = flash2_decode_splits_kv(batch, kv_heads, group, compute_units)
     tile = FLASH2_SPLIT_TILE_ROWS if split else FLASH2_UNSPLIT_TILE_ROWS
-    return math.ceil(group / tile) * tile
+    return padded_rows(group, tile)

@@ -198,8 +198,7 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     predictor = PREDICTORS.get(r["op"])
     if predictor is None:
         return None
-    key = implementation_key(r)
-    eff = hw.efficiency.for_source(key) if key in hw.efficiency.implementations else hw.efficiency
+    eff = hw.efficiency.for_source(implementation_key(r))  # itself where no table was fitted
     if r["op"] == "linear_decode":  # recurrent state updates follow their own curve where fitted
         eff = eff.for_state_updates()
     if eff is not hw.efficiency:

@@ -500,12 +500,7 @@ def time_step(fn, target_s):
     torch.cuda.synchronize()
     one = max(time.perf_counter() - t, 1e-6)
     reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
-    if R.tp > 1:  # every rank must replay the same number of times: the graph holds collectives
-        import torch.distributed as dist
-
-        agreed = torch.tensor([reps], device=DEV)
-        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-        reps = int(agreed.item())
+    reps = agreed(reps, "MIN")  # every rank must replay the same number of times: the graph holds collectives
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
@@ -677,17 +672,21 @@ def emit(rec):
     R.count += 1
 
 
-def past_model_end() -> bool:
-    """Whether this model's time is up, decided by all ranks together (a rank that stopped alone would
-    leave the others waiting in a collective)."""
-    over = time.time() > R.model_end
-    if R.tp > 1:
-        import torch.distributed as dist
+def agreed(value: int, op: str) -> int:
+    """`value` reduced over the tensor-parallel ranks with `op` ("MIN" or "MAX"); itself on one GPU. A
+    decision that differs between ranks leaves some of them waiting in a collective forever."""
+    if R.tp == 1:
+        return value
+    import torch.distributed as dist
 
-        flag = torch.tensor([1 if over else 0], device=DEV)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        over = bool(flag.item())
-    return over
+    t = torch.tensor([value], device=DEV)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+    return int(t.item())
+
+
+def past_model_end() -> bool:
+    """Whether this model's time is up, decided by all ranks together."""
+    return bool(agreed(int(time.time() > R.model_end), "MAX"))
 
 
 def run_model(name):

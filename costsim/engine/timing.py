@@ -10,6 +10,7 @@ kept apart from serving and cost (Vidur's separation): this module only answers 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +21,8 @@ from costsim.families import mla as mla_family
 from costsim.families.cost import ArrayLike, Cost, as_array, gemm_cost
 from costsim.kernel_tiles import FLASHMLA_TILE_ROWS
 from costsim.spec.dtypes import Precision
-from costsim.spec.hardware import HardwareProfile
-from costsim.spec.model import RECURRENT_FAMILIES, ModelSpec
+from costsim.spec.hardware import Efficiency, HardwareProfile
+from costsim.spec.model import RECURRENT_FAMILIES, MLAttention, ModelSpec
 
 DEFAULT_PRECISION = Precision()
 
@@ -94,31 +95,30 @@ MLA_DECODE_IMPLEMENTATION = "flashmla/attention_decode/mla"
 RECURRENT_VARIANT = {"linear": "lightning", "mamba2": "mamba2", "mamba": "mamba"}
 
 
-def _recurrent_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfile:
+def _with_efficiency(hw: HardwareProfile, change: Callable[[Efficiency], Efficiency]) -> HardwareProfile:
+    """`hw` with `change` applied to its efficiencies, per device of a stacked profile."""
     from costsim.engine.stacked import StackedHardware
 
     if isinstance(hw, StackedHardware):  # resolve per device, then stack again
-        return StackedHardware([_recurrent_profile(one, klass, mixer) for one in hw.profiles])
-    variant = getattr(mixer, "variant", None) or RECURRENT_VARIANT.get(mixer.family, mixer.family)
-    op = "linear_decode" if klass == "state_update" else "linear_prefill"
-    eff = hw.efficiency
-    key = f"{SCAN_SOURCE}/{op}/{variant}"
-    if key in eff.implementations:
-        eff = eff.for_source(key)
-    if klass == "state_update":
-        eff = eff.for_state_updates()
+        return StackedHardware([_with_efficiency(one, change) for one in hw.profiles])
+    eff = change(hw.efficiency)
     return hw if eff is hw.efficiency else hw.model_copy(update={"efficiency": eff})
 
 
-def _implementation_profile(hw: HardwareProfile, key: str) -> HardwareProfile:
-    """`hw` with one implementation's fitted table on top, where the profile has that table."""
-    from costsim.engine.stacked import StackedHardware
-
-    if isinstance(hw, StackedHardware):
-        return StackedHardware([_implementation_profile(one, key) for one in hw.profiles])
-    if key not in hw.efficiency.implementations:
-        return hw
-    return hw.model_copy(update={"efficiency": hw.efficiency.for_source(key)})
+def _core_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfile:
+    """The profile one mixer's core kernel is timed with: the fitted table of the implementation the
+    engine assumes for it, where the profile holds one (fla's kernel of this recurrent family; FlashMLA
+    for dense MLA decode), and the state-update memory curve for recurrent decode."""
+    if klass in ("state_update", "scan"):
+        variant = getattr(mixer, "variant", None) or RECURRENT_VARIANT.get(mixer.family, mixer.family)
+        op = "linear_decode" if klass == "state_update" else "linear_prefill"
+        key = f"{SCAN_SOURCE}/{op}/{variant}"
+        if klass == "state_update":
+            return _with_efficiency(hw, lambda e: e.for_source(key).for_state_updates())
+        return _with_efficiency(hw, lambda e: e.for_source(key))
+    if klass == "attention_decode" and isinstance(mixer, MLAttention):  # DSA's sparse kernel: defaults
+        return _with_efficiency(hw, lambda e: e.for_source(MLA_DECODE_IMPLEMENTATION))
+    return hw
 
 
 def _core_class(family: str, phase: str) -> str:
@@ -164,20 +164,15 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         core = Cost(*(np.maximum(x - y, 0.0) for x, y in zip(whole.as_dict().values(), gemm.as_dict().values(),
                                                                strict=True)))
         klass = _core_class(mixer.family, phase)
-        core_hw = hw
-        if klass == "attention_decode" and mixer.family == "mla":
-            # MLA decode is FlashMLA's: heads padded to its 64-row tile, and its fitted table where the
-            # profile has one (the dense kernel's; DSA's sparse kernel keeps the profile's defaults)
+        if klass == "attention_decode" and mixer.family == "mla":  # FlashMLA pads heads to its 64-row tile
             core = core + mla_family.decode_tile_padding(mixer, c, batch, FLASHMLA_TILE_ROWS)
-            if not hasattr(mixer, "index_topk"):
-                core_hw = _implementation_profile(hw, MLA_DECODE_IMPLEMENTATION)
         # (query, key) pairs per head, for the attention efficiency curve: 4 FLOPs per head dimension
         per_pair_per_head = 4.0 * getattr(mixer, "head_dim", getattr(mixer, "kv_lora_rank", 128))
         pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
         gemm_kernels = len(projection_matrices(mixer, d))
         depth = gemm_depth_factor(hw, projection_matrices(mixer, d))
         add("gemm", count * (gemm_time(gemm, hw, p, tokens, depth) + gemm_kernels * hw.efficiency.matmul_latency_s))
-        core_hw = _recurrent_profile(hw, klass, mixer) if klass in ("state_update", "scan") else core_hw
+        core_hw = _core_profile(hw, klass, mixer)
         add(klass, count * _kernel_time(core, core_hw, p,
                                         _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
         small = elementwise.mixer_kernels(mixer, d)

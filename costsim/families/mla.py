@@ -33,6 +33,7 @@ from costsim.families.cost import (
     keys_at,
     window_pairs_before,
 )
+from costsim.kernel_tiles import padded_rows
 from costsim.spec.dtypes import Precision
 from costsim.spec.model import DSAttention, MLAttention
 
@@ -188,7 +189,7 @@ def decode_tile_padding(m: MLAMixer, t: ArrayLike, batch: ArrayLike, tile_rows: 
     the one latent KV head) into tiles of `tile_rows`: FlashMLA's 64, so the 16 heads a GPU holds at
     tensor parallelism 8 cost as much compute as 64 (costsim/kernel_tiles.py)."""
     t, batch = as_array(t), as_array(batch)
-    padded = math.ceil(m.num_heads / tile_rows) * tile_rows
+    padded = padded_rows(m.num_heads, tile_rows)
     keys = keys_at(_attended_pairs_before(m), t)
     return Cost.of(flops_matrix=(padded - m.num_heads) / m.num_heads * absorbed_pair_flops(m) * keys * batch)
 
