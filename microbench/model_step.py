@@ -62,6 +62,8 @@ class Run:
     mla_pad = 8  # MLA cache rounded up to this many tokens (64 where FlashMLA's pages need it)
     profile_all = False  # profile every point, not only the first of each phase (to attribute a miss)
     profile_top = 12  # kernels listed per profiled point
+    attention = "auto"  # or one SDPA backend's source name (--attention)
+    phases = frozenset({"decode", "prefill"})
 
     def __init__(self) -> None:
         self.checks: list = []
@@ -553,13 +555,15 @@ def profile_step(fn):
     return len(kernels), {k: round(v, 7) for k, v in sorted(by_class.items())}, top
 
 
-def choose_backend(model, phase):
-    """The first SDPA backend whose whole step matches the math on a small shape (and, for MLA prefill,
-    whether V must be padded to the QK head dim)."""
+def passing_backends(model, phase):
+    """The SDPA backends whose whole step matches the math on a small shape, as (label, backend, pad_v)
+    (pad_v: for MLA prefill, whether V must be padded to the QK head dim; the first pad_v that any backend
+    passes with)."""
     from torch.nn.attention import SDPBackend
 
-    # cuDNN first, as the engine's calibrated profile assumes (and the faster of the two on H100)
     order = [("torch-sdpa-cudnn", SDPBackend.CUDNN_ATTENTION), ("torch-sdpa-flash", SDPBackend.FLASH_ATTENTION)]
+    if R.attention != "auto":
+        order = [entry for entry in order if entry[0] == R.attention]
     B, S = (1, 300) if phase == "prefill" else (2, 1)
     ctx = 0 if phase == "prefill" else 257
     tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
@@ -571,6 +575,7 @@ def choose_backend(model, phase):
             s["pad_v"] = pad_v
         return states
 
+    passing = []
     for pad_v in ((False, True) if model.m["kind"] == "mla" and phase == "prefill" else (False,)):
         ref = None
         try:
@@ -596,8 +601,37 @@ def choose_backend(model, phase):
             log(f"CHECK {model.name} {phase} B={B} S={S} ctx={ctx} {label} pad_v={pad_v} fused={R.fused}: "
                 f"rel_err {err:.3e} (bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
             if ok:
-                return label, backend, pad_v
-    return None, None, False
+                passing.append((label, backend, pad_v))
+        if passing:
+            return passing
+    return passing
+
+
+def fastest_backend(model, phase, candidates, B, n):
+    """Of the backends that pass the check, the one whose step is fastest at (B, n), the phase's heaviest
+    point, as a serving engine picks its attention backend per model: cuDNN's decode at head dim 256 is
+    slower than FlashAttention-2's (measurements/h200-torch-head-dim.jsonl) while at 128 it is faster."""
+    if len(candidates) == 1:
+        return candidates[0]
+    ctx, S = (n, 1) if phase == "decode" else (0, n)
+    times = {}
+    for label, backend, pad_v in candidates:
+        states = model.state(B, ctx + S, S, ctx)
+        for st in states:
+            st["pad_v"] = pad_v
+        tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+
+        def fn(tokens=tokens, states=states, backend=backend):
+            with torch.inference_mode():
+                return model.step(tokens, states, phase, ctx, backend)
+
+        times[label] = time_step(fn, 0.1)[0]["med"]
+        states = tokens = None
+        torch.cuda.empty_cache()
+    best = min(candidates, key=lambda c: times[c[0]])
+    log(f"  {model.name} {phase}: backend by speed at B={B} n={n}: "
+        + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in times.items()) + f" -> {best[0]}")
+    return best
 
 
 def check_cache_consistency(model):
@@ -717,6 +751,7 @@ def run_model(name):
             set_fusion(True)
     mix_kinds = sorted(set(model.kinds))
     points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
+    points = [p for p in points if p[0] in R.phases]
     if R.quick:
         points = [("decode", *m["decode"][0]), ("prefill", *m["prefill"][0])]
     kernels = {}
@@ -726,10 +761,15 @@ def run_model(name):
             log(f"  {name}: model budget reached, skipping the remaining points")
             break
         if phase not in chosen:
-            chosen[phase] = choose_backend(model, phase)
-            if chosen[phase][0] is None:
+            passing = passing_backends(model, phase)
+            if not passing:
                 R.errors.append((name, f"no attention backend passed the {phase} check"))
                 log(f"  {name} {phase}: no backend passed the check; not timed")
+                chosen[phase] = (None, None, False)
+            else:
+                heaviest = max((p for p in points if p[0] == phase),
+                               key=lambda p: p[1] * p[2] * (p[2] if phase == "prefill" else 1))
+                chosen[phase] = fastest_backend(model, phase, passing, heaviest[1], heaviest[2])
         label, backend, pad_v = chosen[phase]
         if label is None:
             continue
@@ -802,7 +842,13 @@ def main(argv=None):
                     help="profile one eager step at every point (default: the first point of each phase)")
     ap.add_argument("--profile-top", type=int, default=12, help="kernels listed per profiled point")
     ap.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks; run under torchrun --nproc_per_node N")
+    ap.add_argument("--attention", default="auto", choices=["auto", "torch-sdpa-cudnn", "torch-sdpa-flash"],
+                    help="SDPA backend of the attention layers (auto: of those that pass the check, the faster at "
+                         "the phase's heaviest point)")
+    ap.add_argument("--phases", default="decode,prefill", help="which phases to time (decode, prefill)")
     a = ap.parse_args(argv[1:])
+    R.attention = a.attention
+    R.phases = frozenset(a.phases.split(","))
     if a.tp > 1:
         import torch.distributed as dist
 

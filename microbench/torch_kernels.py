@@ -37,12 +37,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_env import common_parser, gpu_header, hardware_slug, write_log
 
-SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "sdpa_decode_split", "fla_decode", "fla_prefill", "flex",
-            "flashmla_decode")
+SECTIONS = ("copy", "sdpa_prefill", "sdpa_decode", "sdpa_decode_split", "sdpa_decode_head_dim", "fla_decode",
+            "fla_prefill", "flex", "flashmla_decode")
 # relative weight of each section in the time left (a section may use less)
-WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "sdpa_decode_split": 0.4, "fla_decode": 1.0,
-           "fla_prefill": 2.5, "flex": 2.0,
-           "flashmla_decode": 0.6}
+WEIGHTS = {"copy": 0.3, "sdpa_prefill": 1.2, "sdpa_decode": 1.2, "sdpa_decode_split": 0.4,
+           "sdpa_decode_head_dim": 0.6, "fla_decode": 1.0, "fla_prefill": 2.5, "flex": 2.0, "flashmla_decode": 0.6}
 
 
 class Ctx:
@@ -233,10 +232,10 @@ def expand_kv(t, g, dim):
     return t if g == 1 else t.repeat_interleave(g, dim)
 
 
-def sdpa_mode_and_check(source, backend, B, H, Hkv, Sq, Sk, causal, what):
+def sdpa_mode_and_check(source, backend, B, H, Hkv, Sq, Sk, causal, what, D=128):
     """Finds a GQA mode that the pinned backend runs (native enable_gqa first), checks it; returns the
     mode or None."""
-    q, k, v = rnd(B, H, Sq, 128), rnd(B, Hkv, Sk, 128), rnd(B, Hkv, Sk, 128)
+    q, k, v = rnd(B, H, Sq, D), rnd(B, Hkv, Sk, D), rnd(B, Hkv, Sk, D)
     ref = naive_attn(q, k, v, causal=causal)
     for mode in ("native", "expanded") if Hkv != H else ("native",):
         try:
@@ -351,16 +350,30 @@ def sec_sdpa_decode_split():
     sdpa_decode_grid("sdpa_decode_split", flash, grid)
 
 
-def sdpa_decode_grid(section, backends, grid):
-    """Time SDPA decode (one query token) for each backend over [((H, Hkv, variant), batches, contexts)]."""
-    D = 128
+def sec_sdpa_decode_head_dim():
+    """Decode at head dims other than 128: 256 (Qwen3-Next's gated attention, 16 query / 2 KV heads),
+    64 (gpt-oss: 64 / 8), and 128 at 16 / 2 heads for comparison in the same run. cuDNN ran the
+    Qwen3-Next-like step's decode attention with an sm80 kernel at 1.5 TB/s (batch 16); these records say
+    whether that is the head dim, the backend, or the shape."""
+    ctxs = [2048, 8192, 32768, 65536, 131072]
+    Bs = [1, 4, 16, 64]
+    if C.quick:
+        ctxs, Bs = [8192], [16]
+    for D, cfgs in ((256, [(16, 2, "gqa_16q_2kv_d256")]), (128, [(16, 2, "gqa_16q_2kv")]),
+                    (64, [(64, 8, "gqa_64q_8kv_d64")])):
+        sdpa_decode_grid("sdpa_decode_head_dim", sdpa_backends(), [(c, Bs, ctxs) for c in cfgs], D)
+
+
+def sdpa_decode_grid(section, backends, grid, D=128):
+    """Time SDPA decode (one query token) at head dim D for each backend over
+    [((H, Hkv, variant), batches, contexts)]."""
     for source, backend in backends:
         for (H, Hkv, variant), Bs, ctxs in grid:
             if past_section_end():
                 log(f"{section}: section budget reached")
                 return
             try:
-                mode = sdpa_mode_and_check(source, backend, 2, H, Hkv, 1, 3001, False, "decode")
+                mode = sdpa_mode_and_check(source, backend, 2, H, Hkv, 1, 3001, False, f"decode D={D}", D)
             except Exception as exc:
                 log(f"{source} decode check crashed: {exc!r}")
                 C.skipped.append((f"{source} decode H={H}/{Hkv}", "check crashed"))
@@ -403,7 +416,7 @@ def sdpa_decode_grid(section, backends, grid):
                         {"variant": variant, "paged": False, "gqa_mode": mode},
                     )
                     log(
-                        f"{source:17s} decode {variant} B={B:3d} ctx={ctx:6d} {t['med'] * 1e6:9.1f} us "
+                        f"{source:17s} decode {variant} D={D} B={B:3d} ctx={ctx:6d} {t['med'] * 1e6:9.1f} us "
                         f"{nbytes / t['med'] / 1e9:7.0f} GB/s ({nbytes / t['med'] / 1e9 / max(C.copy_bw, 1):.2f} "
                         f"of copy)"
                     )
@@ -872,6 +885,7 @@ def main(argv=None):
         "sdpa_prefill": sec_sdpa_prefill,
         "sdpa_decode": sec_sdpa_decode,
         "sdpa_decode_split": sec_sdpa_decode_split,
+        "sdpa_decode_head_dim": sec_sdpa_decode_head_dim,
         "flex": sec_flex,
         "fla_prefill": sec_fla_prefill,
         "fla_decode": sec_fla_decode,
