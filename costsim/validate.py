@@ -127,10 +127,20 @@ PER_FAMILY_OPS = ("attention_decode", "linear_prefill", "linear_decode")
 
 def implementation_key(r: dict[str, Any]) -> str:
     """How fitted per-implementation efficiencies are stored: '<source>/<op>', plus the family where one
-    implementation runs different kernels per family (MLA vs GQA decode, GDN vs KDA scans):
-    'fla/linear_prefill/kda', 'microbench/attention_decode/mla', 'torch-sdpa-cudnn/attention_prefill'."""
+    implementation runs different kernels per family (MLA vs GQA decode, GDN vs KDA scans), and for
+    softmax decode the head dim, which selects the kernel too (cuDNN 9.19 on an H200 streams the cache at
+    about 0.8 of its head-dim-128 rate at 256): 'fla/linear_prefill/kda', 'microbench/attention_decode/mla',
+    'torch-sdpa-cudnn/attention_decode/gqa_d256', 'torch-sdpa-cudnn/attention_prefill'."""
     key = f"{r.get('source', '')}/{r['op']}"
-    return f"{key}/{family_of(r)}" if r["op"] in PER_FAMILY_OPS else key
+    return f"{key}/{kernel_family(r)}" if r["op"] in PER_FAMILY_OPS else key
+
+
+def kernel_family(r: dict[str, Any]) -> str:
+    """The family, with the head dim appended for softmax decode (its kernels are built per head dim)."""
+    family = family_of(r)
+    if r["op"] == "attention_decode" and family in ("gqa", "mha") and r.get("head_dim"):
+        return f"{family}_d{int(r['head_dim'])}"
+    return family
 
 
 def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
@@ -262,7 +272,7 @@ def validate(records: list[dict[str, Any]], hardware: str | None = None) -> dict
         "family": lambda x: f"{x['op']}/{x['family']}",
         "source": lambda x: x["source"],
         "hardware": lambda x: x["hardware"],
-        "implementation": lambda x: f"{x['source']}: {x['op']}/{x['family']}",
+        "implementation": lambda x: f"{x['source']}: {x['op']}/{kernel_family(x)}",
     }
     for key, label_of in labels.items():
         groups: dict[str, list[float]] = {}

@@ -25,11 +25,13 @@ def result():
 @pytest.mark.parametrize(("group", "median", "p90"), [
     ("cublas: gemm/gemm", 0.10, 0.25),
     ("microbench: copy/copy", 0.10, 0.25),
-    ("microbench: attention_decode/gqa", 0.10, 0.25),
+    ("microbench: attention_decode/gqa_d128", 0.10, 0.25),
     ("microbench: attention_decode/mla", 0.10, 0.25),
     ("microbench: linear_decode/gdn", 0.10, 0.25),
     ("microbench: linear_decode/mamba2", 0.10, 0.25),
-    ("torch-sdpa-cudnn: attention_decode/gqa", 0.10, 0.25),
+    ("torch-sdpa-cudnn: attention_decode/gqa_d128", 0.10, 0.25),
+    ("torch-sdpa-cudnn: attention_decode/gqa_d256", 0.10, 0.25),
+    ("torch-sdpa-cudnn: attention_decode/gqa_d64", 0.10, 0.25),
     ("torch-sdpa-cudnn: attention_prefill/causal", 0.10, 0.25),
     ("torch-sdpa-flash: attention_prefill/causal", 0.10, 0.25),
     ("fla: linear_prefill/gdn", 0.10, 0.25),
@@ -90,27 +92,49 @@ def test_flash_decode_split_switch_is_where_the_rule_puts_it():
 def test_end_to_end_model_steps(result):
     """Whole synthetic model steps (microbench/model_step.py, CUDA graphs) against the engine with the
     calibrated profile, as `costsim estimate` uses it (MLA decode with FlashMLA's fitted table, as the
-    engine assumes FlashMLA): within 15% on both GPUs but one H200 Qwen-like decode at batch 16 (15.0%:
-    cuDNN's head-256 decode attention and small kernels, see docs/validation.md). The DeepSeek-like decode
-    steps whose attention ran on our stand-ins for FlashMLA (batched GEMMs + softmax, or mla_decode.py's
-    Triton kernel at about 200 TFLOP/s) are left out: the engine prices FlashMLA, so it must under-predict
-    them, and they test nothing else."""
+    engine assumes FlashMLA): every checked point within 15% on both GPUs. Two sets of decode steps ran
+    their attention on kernels the engine does not price, and are left out of the check but bounded here:
+    the DeepSeek-like steps on our stand-ins for FlashMLA (batched GEMMs + softmax, or mla_decode.py's
+    Triton kernel at about 200 TFLOP/s), and the Qwen3-Next-like steps whose head-dim-256 attention ran on
+    cuDNN, whose decode kernel at that head dim streams the cache at about 0.75 of its rate at 128
+    (h200-torch-head-dim.jsonl); the harness now picks the faster backend, FlashAttention-2 there."""
     steps = [r for r in result["records"] if r["op"] == "model_step"]
     assert len(steps) >= 50 and {r["hardware"] for r in steps} == {"h100-sxm", "h200"}
     stand_ins = [r for r in steps if r["model_name"] == "deepseek-v3-mla-16l" and r["phase"] == "decode"
                  and r["attention_kernel"] != "flashmla"]
-    checked = [r for r in steps if r not in stand_ins]
+    cudnn_d256 = [r for r in steps if r["model_name"] == "qwen3-next-dense-ffn" and r["phase"] == "decode"
+                  and r["attention_kernel"] == "torch-sdpa-cudnn"]
+    checked = [r for r in steps if r not in stand_ins and r not in cudnn_d256]
     errors = np.abs([r["error"] for r in checked])
-    assert len(checked) >= 45 and np.max(errors) <= 0.16 and np.median(errors) <= 0.08
-    over = [r for r in checked if abs(r["error"]) > 0.15]
-    assert len(over) <= 1 and all(r["hardware"] == "h200" and r["model_name"] == "qwen3-next-dense-ffn"
-                                  and r["phase"] == "decode" and r["batch"] == 16 for r in over)
+    assert len(checked) >= 50 and np.max(errors) <= 0.15 and np.median(errors) <= 0.08
     assert {r["model_name"] for r in checked} == {"llama-3.1-8b", "llama-3.1-70b", "qwen3-next-dense-ffn",
                                                   "deepseek-v3-mla-16l"}
+    qwen_decode = [r for r in checked if r["model_name"] == "qwen3-next-dense-ffn" and r["phase"] == "decode"]
+    assert len(qwen_decode) >= 6 and {r["attention_kernel"] for r in qwen_decode} == {"torch-sdpa-flash"}
     flash = [r for r in checked if r.get("attention_kernel") == "flashmla"]
     assert len(flash) >= 5 and all(r["phase"] == "decode" and abs(r["error"]) <= 0.15 for r in flash)
     assert stand_ins and all(-0.45 < r["error"] < 0 for r in stand_ins)
     assert {r["attention_kernel"] for r in stand_ins} == {"torch-bmm-absorbed-mla", "triton-mla-decode"}
+    # the slower kernel shows as under-prediction, never as a miss the other way
+    assert len(cudnn_d256) >= 12 and all(-0.16 < r["error"] <= 0.01 for r in cudnn_d256)
+
+
+def test_softmax_decode_tables_are_per_head_dim(result):
+    """cuDNN's decode at head dim 256 runs another kernel, about 0.75 of the rate of its 128 one: on the
+    one table for both, its records were 16-29% slow; each head dim now has its own fitted table."""
+    from costsim.hardware import load_hardware
+    from costsim.validate import implementation_key
+
+    hw = load_hardware("h200")
+    d256 = [r for r in result["records"] if r["source"] == "torch-sdpa-cudnn" and r["op"] == "attention_decode"
+            and r["head_dim"] == 256]
+    assert len(d256) == 20
+    key = implementation_key(d256[0])
+    assert key == "torch-sdpa-cudnn/attention_decode/gqa_d256"
+    assert implementation_key(dict(d256[0], head_dim=128)) == "torch-sdpa-cudnn/attention_decode/gqa_d128"
+    tables = hw.efficiency.implementations
+    assert tables[key]["memory_max"] < 0.8 * tables["torch-sdpa-cudnn/attention_decode/gqa_d128"]["memory_max"]
+    assert all(abs(r["error"]) < 0.12 for r in d256 if r["batch"] >= 4)
 
 
 def test_every_record_is_predicted_with_signed_error(result):
