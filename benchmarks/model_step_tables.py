@@ -3,7 +3,9 @@
     python benchmarks/model_step_tables.py        # markdown tables on stdout
 
 One row per (model, phase, batch, context) of the single-GPU runs, with the H100 and H200 columns side by
-side (the H200's DeepSeek-like decode as measured with FlashMLA), then the tensor-parallel rows.
+side (the H200's DeepSeek-like decode as measured with FlashMLA, its Qwen3-Next-like steps from the rerun
+that picks the faster attention backend), then the H200's Qwen-like decode on each backend, then the
+tensor-parallel rows.
 """
 
 from __future__ import annotations
@@ -15,28 +17,35 @@ from costsim.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent / "measurements"
 SINGLE = {"h100-sxm": ["h100-sxm-model-step.jsonl"],
-          "h200": ["h200-model-step.jsonl", "h200-model-step-flashmla.jsonl"]}
-KERNEL_NOTE = {"torch-bmm-absorbed-mla": "bmm", "triton-mla-decode": "triton", "flashmla": "FlashMLA"}
+          "h200": ["h200-model-step.jsonl", "h200-model-step-flashmla.jsonl", "h200-model-step-qwen.jsonl"]}
+# which records of a later file replace the same point of an earlier one: FlashMLA's MLA decode replaces the
+# stand-in kernels'; the Qwen-like rerun (faster backend per phase) replaces the cuDNN-first run
+SUPERSEDES = {"h200-model-step-flashmla.jsonl": lambda r: r.get("attention_kernel") == "flashmla",
+              "h200-model-step-qwen.jsonl": lambda r: True}
+KERNEL_NOTE = {"torch-bmm-absorbed-mla": "bmm", "triton-mla-decode": "triton", "flashmla": "FlashMLA",
+               "torch-sdpa-cudnn": "cuDNN", "torch-sdpa-flash": "FA2"}
+
+
+def _point(r: dict) -> tuple:
+    return r["model_name"], r["phase"], r["batch"], r["context"] if r["phase"] == "decode" else r["seq_len"]
 
 
 def _rows(files: list[str]) -> dict[tuple, dict]:
-    records = [r for f in files for r in read_measurements(ROOT / f)]
     out: dict[tuple, dict] = {}
-    for r in validate(records)["records"]:
-        size = r["context"] if r["phase"] == "decode" else r["seq_len"]
-        key = (r["model_name"], r["phase"], r["batch"], size)
-        # the FlashMLA file replaces the stand-in kernels' MLA decode for the same point
-        if key in out and r.get("attention_kernel") != "flashmla":
-            continue
-        out[key] = r
+    for f in files:
+        supersedes = SUPERSEDES.get(f, lambda r: False)
+        for r in validate(read_measurements(ROOT / f))["records"]:
+            if _point(r) not in out or supersedes(r):
+                out[_point(r)] = r
     return out
 
 
-def _cell(r: dict | None) -> str:
+def _cell(r: dict | None, with_kernel: bool = True) -> str:
     if r is None:
         return "— | — | —"
-    note = KERNEL_NOTE.get(r.get("attention_kernel", "")) if r["model_name"].startswith("deepseek") else None
-    measured = f"{r['time_s'] * 1e3:.2f} ms" + (f" ({note})" if note and r["phase"] == "decode" else "")
+    noted = with_kernel and r["phase"] == "decode" and not r["model_name"].startswith("llama")
+    note = KERNEL_NOTE.get(r.get("attention_kernel", "")) if noted else None
+    measured = f"{r['time_s'] * 1e3:.2f} ms" + (f" ({note})" if note else "")
     return f"{measured} | {r['predicted_s'] * 1e3:.2f} ms | {r['error'] * 100:+.1f}%"
 
 
@@ -49,6 +58,13 @@ def main() -> None:
     for k in keys:
         print(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]:,} | {_cell(by_hw['h100-sxm'].get(k))} | "
               f"{_cell(by_hw['h200'].get(k))} |")
+    print()
+    cudnn = _rows(["h200-model-step.jsonl"])
+    flash = _rows(["h200-model-step-qwen.jsonl"])
+    print("| batch | context | H200, cuDNN: measured | costsim | err | H200, FA2: measured | costsim | err |")
+    print("|---|---|---|---|---|---|---|---|")
+    for k in sorted((k for k in flash if k[1] == "decode"), key=lambda k: (k[3], k[2])):
+        print(f"| {k[2]} | {k[3]:,} | {_cell(cudnn.get(k), False)} | {_cell(flash[k], False)} |")
     print()
     tp = _rows(["h200-x2-model-step.jsonl"])
     print("| model | phase | batch | context / prompt | 2 x H200, tp=2: measured | costsim | err |")
