@@ -596,7 +596,8 @@ def passing_backends(model, phase):
                 log(f"  {model.name} {phase}: {label} (pad_v={pad_v}) refused: {str(exc).splitlines()[0][:140]}")
                 continue
             err = rel_err(out, ref)
-            ok = bool(torch.isfinite(out).all()) and err < STEP_BOUND
+            # every rank must keep the same backends: each is timed with collectives in its graph
+            ok = bool(agreed(int(bool(torch.isfinite(out).all()) and err < STEP_BOUND), "MIN"))
             R.checks.append((f"{model.name} {phase} step via {label} vs math reference", err, ok))
             log(f"CHECK {model.name} {phase} B={B} S={S} ctx={ctx} {label} pad_v={pad_v} fused={R.fused}: "
                 f"rel_err {err:.3e} (bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
@@ -625,7 +626,8 @@ def fastest_backend(model, phase, candidates, B, n):
             with torch.inference_mode():
                 return model.step(tokens, states, phase, ctx, backend)
 
-        times[label] = time_step(fn, 0.1)[0]["med"]
+        # the slowest rank's time, so that all ranks make the same choice
+        times[label] = agreed(round(time_step(fn, 0.1)[0]["med"] * 1e6), "MAX") * 1e-6
         states = tokens = None
         torch.cuda.empty_cache()
     best = min(candidates, key=lambda c: times[c[0]])
