@@ -59,6 +59,23 @@ MODELS: dict[str, dict] = {
         "decode": [(1, 4096), (8, 4096), (32, 4096), (64, 2048), (1, 16384)],
         "prefill": [(1, 2048), (1, 8192), (4, 2048)],
     },
+    # every layer a sliding window of 4096: decode past it reads a capped ring-buffer cache, prefill past
+    # it runs FlexAttention (the SDPA backends take no window). H200 only: batch 128's window of cache
+    # (68.7 GB) and the weights do not fit an H100's 80 GB
+    "mistral-7b-v0.1": {
+        "model": "mistral-7b-v0.1",
+        "kind": "gqa",
+        "hidden": 4096,
+        "layers": 32,
+        "heads": 32,
+        "kv_heads": 8,
+        "head_dim": 128,
+        "intermediate": 14336,
+        "vocab": 32000,
+        "window": 4096,
+        "decode": [(1, 2048), (1, 8192), (1, 131072), (16, 32768), (64, 32768), (128, 65536)],
+        "prefill": [(1, 4096), (1, 16384), (1, 32768), (4, 8192)],
+    },
     # tensor-parallel only (140 GB of weights): `torchrun --nproc_per_node 8 model_step.py --tp 8 --only llama-3.1-70b`
     "llama-3.1-70b": {
         "model": "llama-3.1-70b",

@@ -190,6 +190,53 @@ def sdpa(q, k, v, causal, backend):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=k.shape[1] != q.shape[1])
 
 
+FLEX: dict = {}  # compiled flex_attention and its block masks, per (length, window)
+
+
+def sliding_attn(q, k, v, st, ctx, window, backend):
+    """Sliding-window attention past the window, over a ring-buffer cache of `window` slots (token p in
+    slot p % window), as serving engines keep a sliding layer's cache. Decode writes its slot and reads all
+    of them (they all hold the window once ctx >= window). A prefill longer than the window runs
+    FlexAttention with a sliding causal block mask (the SDPA backends take no window), or, as the math
+    reference of the checks, SDPA's math backend with the band as a boolean mask; then it keeps its last
+    `window` tokens."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    S = q.shape[2]
+    if S == 1:
+        slot = ctx % window
+        st["k"][:, :, slot:slot + 1].copy_(k)
+        st["v"][:, :, slot:slot + 1].copy_(v)
+        return sdpa(q, st["k"], st["v"], False, backend)
+    if ctx:
+        raise ValueError("sliding_attn: a prefill after cached tokens is not implemented")
+    if backend == SDPBackend.MATH:
+        ones = torch.ones(S, S, dtype=torch.bool, device=DEV)
+        band = ones.tril() & ~ones.tril(-window)  # key j in the window of query i: i - window < j <= i
+        with sdpa_kernel([SDPBackend.MATH]):
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=band, enable_gqa=k.shape[1] != q.shape[1])
+    else:
+        o = flex_sliding(q, k, v, window)
+    shift = (S - window) % window
+    st["k"].copy_(k[:, :, S - window:].roll(shift, dims=2))
+    st["v"].copy_(v[:, :, S - window:].roll(shift, dims=2))
+    return o
+
+
+def flex_sliding(q, k, v, window):
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    S = q.shape[2]
+    if "fn" not in FLEX:
+        FLEX["fn"] = torch.compile(flex_attention, dynamic=False)
+    if (S, window) not in FLEX:  # built on the warm-up call, outside graph capture
+        def sliding_causal(b, h, q_idx, kv_idx):
+            return (q_idx >= kv_idx) & (q_idx - kv_idx < window)
+
+        FLEX[(S, window)] = create_block_mask(sliding_causal, None, None, S, S, device=DEV)
+    return FLEX["fn"](q, k, v, block_mask=FLEX[(S, window)], enable_gqa=k.shape[1] != q.shape[1])
+
+
 def rope_tables(positions, dim, base=500000.0):
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, device=DEV, dtype=torch.float32) / dim))
     ang = positions.float()[:, None] * inv[None, :]
@@ -233,9 +280,13 @@ def softmax_attn(m, p, h, st, phase, ctx, backend, gated):
     else:
         q, k = K["rope"](q, k, cos, sin)
     q, k, v = q.view(B, S, H, D), k.view(B, S, Hkv, D), v.view(B, S, Hkv, D)
-    st["k"][:, :, ctx:ctx + S].copy_(k.transpose(1, 2))
-    st["v"][:, :, ctx:ctx + S].copy_(v.transpose(1, 2))
-    o = sdpa(q.transpose(1, 2), st["k"][:, :, :ctx + S], st["v"][:, :, :ctx + S], phase == "prefill", backend)
+    window = m.get("window")
+    if window and ctx + S > window:
+        o = sliding_attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), st, ctx, window, backend)
+    else:
+        st["k"][:, :, ctx:ctx + S].copy_(k.transpose(1, 2))
+        st["v"][:, :, ctx:ctx + S].copy_(v.transpose(1, 2))
+        o = sdpa(q.transpose(1, 2), st["k"][:, :, :ctx + S], st["v"][:, :, :ctx + S], phase == "prefill", backend)
     o = o.transpose(1, 2).reshape(B, S, H * D)
     if gated:
         o = K["sigmoid_gate"](o.view(B * S, H * D), parts[1].reshape(B * S, H * D)).view(B, S, H * D)
@@ -435,8 +486,8 @@ class Model:
                     shared = next((x["flash_ws"] for x in states if "flash_ws" in x), None)
                     states[-1]["flash_plan"] = shared is None
                     states[-1]["flash_ws"] = shared or Workspace(B, m["heads"], padded, cmax, torch.device(DEV))
-            else:
-                shape = (B, m["kv_heads"], cmax, m["head_dim"])
+            else:  # a sliding layer keeps at most its window (a ring buffer)
+                shape = (B, m["kv_heads"], min(cmax, m.get("window") or cmax), m["head_dim"])
                 states.append({"k": torch.randn(*shape, device=DEV, dtype=DT),
                                "v": torch.randn(*shape, device=DEV, dtype=DT)})
         rope_dim = m.get("qk_rope_head_dim", m.get("head_dim"))
@@ -641,7 +692,7 @@ def check_cache_consistency(model):
     the cache writes, rope positions and (MLA) the absorbed decode against the expanded prefill."""
     from torch.nn.attention import SDPBackend
 
-    B, S = 2, 65
+    B, S = 2, 65 + (model.m.get("window") or 0)  # past the window: the ring buffer and its decode
     tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
     with torch.inference_mode():
         st = model.state(B, S, S, 0)
@@ -661,6 +712,28 @@ def check_cache_consistency(model):
     R.checks.append((f"{model.name} prefill(S) vs prefill(S-1)+decode", err, ok))
     log(f"CHECK {model.name} logits of prefill(S={S}) vs prefill(S-1) + decode step: rel_err {err:.3e} "
         f"(bound 3e-2) {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def check_sliding_prefill(model) -> bool:
+    """A prefill longer than the window through FlexAttention's sliding block mask against SDPA's math
+    backend with the band as a boolean mask (whole-model logits)."""
+    from torch.nn.attention import SDPBackend
+
+    B, S = 1, model.m["window"] + 65
+    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+    outs = []
+    with torch.inference_mode():
+        for backend in (SDPBackend.MATH, SDPBackend.CUDNN_ATTENTION):  # (cuDNN: unused past the window)
+            st = model.state(B, S, S, 0)
+            for s in st:
+                s["pad_v"] = False
+            outs.append(model.step(tokens, st, "prefill", 0, backend))
+    err = rel_err(outs[1], outs[0])
+    ok = bool(torch.isfinite(outs[1]).all()) and err < STEP_BOUND
+    R.checks.append((f"{model.name} sliding prefill via flex vs math band mask", err, ok))
+    log(f"CHECK {model.name} prefill S={S} past the window: flex vs math band mask: rel_err {err:.3e} "
+        f"(bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -725,6 +798,16 @@ def past_model_end() -> bool:
     return bool(agreed(int(time.time() > R.model_end), "MAX"))
 
 
+def attention_kernel_label(m, phase, B, S, label, pad_v) -> str:
+    """What ran the attention of a timed step, for the record."""
+    if m["kind"] == "mla" and phase == "decode":
+        return mla_decode_kernel(B)
+    window = m.get("window") or 0
+    if phase == "prefill" and 0 < window < S:
+        return "torch-flex-sliding"  # the SDPA backend chosen is not used past the window
+    return label + ("+pad_v" if pad_v else "")
+
+
 def run_model(name):
     m = MODELS[name]
     log(f"=== {name}: building ({m['layers']} layers)")
@@ -736,6 +819,9 @@ def run_model(name):
     log(f"  weights {model.weight_bytes / 2**30:.2f} GiB")
     if m["kind"] != "hybrid_gdn" and not check_cache_consistency(model):  # (GDN state is not carried over)
         R.errors.append((name, "cache consistency check failed"))
+        return
+    if m.get("window") and not check_sliding_prefill(model):
+        R.errors.append((name, "sliding-window prefill check failed"))
         return
     if m["kind"] == "mla":
         # FlashMLA where its library is built (microbench/build_flashmla.sh), else the Triton kernel
@@ -817,8 +903,7 @@ def run_model(name):
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
                "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
-               "attention_kernel": (mla_decode_kernel(B) if m["kind"] == "mla" and phase == "decode"
-                                    else label + ("+pad_v" if pad_v else "")),
+               "attention_kernel": attention_kernel_label(m, phase, B, S, label, pad_v),
                "weights_bytes": model.weight_bytes}
         if R.tp > 1:
             rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py

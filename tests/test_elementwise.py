@@ -101,8 +101,9 @@ def test_model_step_shapes_match_the_costsim_models():
         assert ffn == {m["intermediate"]}, name
         mixers = {mx.family: mx for mx, _ in spec.mixer_groups}
         if m["kind"] == "gqa":
-            a = mixers["dense"]
+            a = mixers["sliding" if m.get("window") else "dense"]
             assert (a.num_heads, a.num_kv_heads, a.head_dim) == (m["heads"], m["kv_heads"], m["head_dim"])
+            assert getattr(a, "window", None) == m.get("window"), name
         elif m["kind"] == "hybrid_gdn":
             a, g = mixers["dense"], mixers["gated_delta"]
             assert (a.num_heads, a.num_kv_heads, a.head_dim, a.output_gate) == (
