@@ -679,7 +679,7 @@ def fastest_backend(model, phase, candidates, B, n):
 
         # the slowest rank's time, so that all ranks make the same choice
         times[label] = agreed(round(time_step(fn, 0.1)[0]["med"] * 1e6), "MAX") * 1e-6
-        states = tokens = None
+        fn = states = tokens = None  # fn holds the states too: free them before the next backend's
         torch.cuda.empty_cache()
     best = min(candidates, key=lambda c: times[c[0]])
     log(f"  {model.name} {phase}: backend by speed at B={B} n={n}: "
