@@ -17,13 +17,14 @@ from costsim.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent / "measurements"
 SINGLE = {"h100-sxm": ["h100-sxm-model-step.jsonl"],
-          "h200": ["h200-model-step.jsonl", "h200-model-step-flashmla.jsonl", "h200-model-step-qwen.jsonl"]}
+          "h200": ["h200-model-step.jsonl", "h200-model-step-flashmla.jsonl", "h200-model-step-qwen.jsonl",
+                   "h200-model-step-mistral.jsonl"]}
 # which records of a later file replace the same point of an earlier one: FlashMLA's MLA decode replaces the
 # stand-in kernels'; the Qwen-like rerun (faster backend per phase) replaces the cuDNN-first run
 SUPERSEDES = {"h200-model-step-flashmla.jsonl": lambda r: r.get("attention_kernel") == "flashmla",
               "h200-model-step-qwen.jsonl": lambda r: True}
 KERNEL_NOTE = {"torch-bmm-absorbed-mla": "bmm", "triton-mla-decode": "triton", "flashmla": "FlashMLA",
-               "torch-sdpa-cudnn": "cuDNN", "torch-sdpa-flash": "FA2"}
+               "torch-sdpa-cudnn": "cuDNN", "torch-sdpa-flash": "FA2", "torch-flex-sliding": "flex"}
 
 
 def _point(r: dict) -> tuple:
@@ -43,7 +44,9 @@ def _rows(files: list[str]) -> dict[tuple, dict]:
 def _cell(r: dict | None, with_kernel: bool = True) -> str:
     if r is None:
         return "— | — | —"
-    noted = with_kernel and r["phase"] == "decode" and not r["model_name"].startswith("llama")
+    # the attention kernel where it varies: MLA and head-dim-256 decode, sliding prefill past the window
+    noted = with_kernel and ((r["phase"] == "decode" and r["model_name"].startswith(("deepseek", "qwen")))
+                             or r.get("attention_kernel") == "torch-flex-sliding")
     note = KERNEL_NOTE.get(r.get("attention_kernel", "")) if noted else None
     measured = f"{r['time_s'] * 1e3:.2f} ms" + (f" ({note})" if note else "")
     return f"{measured} | {r['predicted_s'] * 1e3:.2f} ms | {r['error'] * 100:+.1f}%"

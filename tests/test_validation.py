@@ -108,7 +108,7 @@ def test_end_to_end_model_steps(result):
     errors = np.abs([r["error"] for r in checked])
     assert len(checked) >= 50 and np.max(errors) <= 0.15 and np.median(errors) <= 0.08
     assert {r["model_name"] for r in checked} == {"llama-3.1-8b", "llama-3.1-70b", "qwen3-next-dense-ffn",
-                                                  "deepseek-v3-mla-16l"}
+                                                  "deepseek-v3-mla-16l", "mistral-7b-v0.1"}
     qwen_decode = [r for r in checked if r["model_name"] == "qwen3-next-dense-ffn" and r["phase"] == "decode"]
     assert len(qwen_decode) >= 6 and {r["attention_kernel"] for r in qwen_decode} == {"torch-sdpa-flash"}
     flash = [r for r in checked if r.get("attention_kernel") == "flashmla"]
@@ -117,6 +117,21 @@ def test_end_to_end_model_steps(result):
     assert {r["attention_kernel"] for r in stand_ins} == {"torch-bmm-absorbed-mla", "triton-mla-decode"}
     # the slower kernel shows as under-prediction, never as a miss the other way
     assert len(cudnn_d256) >= 12 and all(-0.16 < r["error"] <= 0.01 for r in cudnn_d256)
+
+
+def test_sliding_window_steps(result):
+    """Mistral-7B-v0.1 (every layer a 4,096-token window) on the H200: decode past the window reads a
+    capped cache, so one sequence's step takes the same time at 8k and 128k context, measured and
+    predicted; prefill past the window (FlexAttention's sliding block mask) grows linearly in the prompt."""
+    steps = {(r["phase"], r["batch"], r["context"] or r["seq_len"]): r for r in result["records"]
+             if r["op"] == "model_step" and r["model_name"] == "mistral-7b-v0.1"}
+    assert len(steps) == 10 and all(abs(r["error"]) <= 0.10 for r in steps.values())
+    short, long = steps[("decode", 1, 8192)], steps[("decode", 1, 131072)]
+    assert long["time_s"] == pytest.approx(short["time_s"], rel=0.01)
+    assert long["predicted_s"] == pytest.approx(short["predicted_s"], rel=1e-9)
+    prefill = [steps[("prefill", 1, n)] for n in (16384, 32768)]
+    assert prefill[1]["time_s"] / prefill[0]["time_s"] == pytest.approx(2.0, rel=0.05)
+    assert {r["attention_kernel"] for r in prefill} == {"torch-flex-sliding"}
 
 
 def test_softmax_decode_tables_are_per_head_dim(result):
