@@ -59,6 +59,29 @@ MODELS: dict[str, dict] = {
         "decode": [(1, 4096), (8, 4096), (32, 4096), (64, 2048), (1, 16384)],
         "prefill": [(1, 2048), (1, 8192), (4, 2048)],
     },
+    # Kimi Linear's 27 mixers in its order (K: Kimi Delta Attention through fla, M: MLA without a query
+    # LoRA, decode on FlashMLA where it is built), dense FFNs as wide as one token's experts
+    "kimi-linear-dense-ffn": {
+        "model": "models/kimi-linear-dense-ffn.toml",
+        "kind": "hybrid_kda",
+        "hidden": 2304,
+        "layers": 27,
+        "pattern": "KKKMKKKMKKKMKKKMKKKMKKKMKKM",
+        "kda_heads": 32,
+        "kda_head_k": 128,
+        "kda_head_v": 128,
+        "conv_kernel": 4,
+        "heads": 32,
+        "q_lora_rank": None,
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "intermediate": 9216,
+        "vocab": 163840,
+        "decode": [(1, 8192), (16, 8192), (64, 8192), (1, 65536), (16, 65536), (128, 4096)],
+        "prefill": [(1, 4096), (1, 16384), (1, 65536), (8, 4096)],
+    },
     # every layer a sliding window of 4096: decode past it reads a capped ring-buffer cache, prefill past
     # it runs FlexAttention (the SDPA backends take no window). H200 only: batch 128's window of cache
     # (68.7 GB) and the weights do not fit an H100's 80 GB

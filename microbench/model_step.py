@@ -154,6 +154,28 @@ def _gdn_decode_conv(x, conv_state, conv_w, sizes: tuple[int, int, int]):
     return q.contiguous(), k.contiguous(), v.contiguous(), window[..., 1:]
 
 
+def _kda_gates(f, b, a_log, dt_bias):
+    """Kimi Delta Attention's per-channel decay (log space, fp32) and beta from their projections:
+    f (rows, H*K) -> g (rows, H, K) = -exp(A_log[h]) * softplus(f + dt_bias); b (rows, H) -> sigmoid."""
+    heads = a_log.shape[0]
+    g = -torch.exp(a_log).unsqueeze(-1) * F.softplus(f.float().view(f.shape[0], heads, -1)
+                                                     + dt_bias.view(heads, -1))
+    return g, torch.sigmoid(b.float()).to(b.dtype)
+
+
+def _kda_decode_conv(q, k, v, conv_state, conv_w, sizes: tuple[int, int, int]):
+    """KDA's q, k, v projections (separate GEMMs, as costsim counts them) through one short conv."""
+    return _gdn_decode_conv(torch.cat((q, k, v), -1), conv_state, conv_w, sizes)
+
+
+def _kda_prefill_conv(q, k, v, conv_w, sizes: tuple[int, int, int]):
+    """The prefill's short conv over the three projections, and the last K-1 inputs as the conv state."""
+    x = torch.cat((q, k, v), -1)
+    y = _causal_conv_silu(x, conv_w)
+    a, b, c = y.split(sizes, -1)
+    return a.contiguous(), b.contiguous(), c.contiguous(), x[:, x.shape[1] - (conv_w.shape[1] - 1):].transpose(1, 2)
+
+
 def _softmax_masked(scores, mask, scale: float):
     return torch.softmax(scores.float() * scale + mask, -1).to(scores.dtype)
 
@@ -171,7 +193,7 @@ def _causal_conv_silu(x, w):
 
 FUNCS = {f.__name__: f for f in (_add_rms_norm, _rms_norm, _rope, _norm_rope, _silu_mul, _sigmoid_gate,
                                  _gated_rms_norm, _gdn_gates, _gdn_decode_conv, _softmax_masked,
-                                 _causal_conv_silu)}
+                                 _causal_conv_silu, _kda_gates, _kda_decode_conv, _kda_prefill_conv)}
 K: dict = {}
 
 
@@ -334,12 +356,53 @@ def gdn(m, p, h, st, phase):
     return o.reshape(B, S, Hv * Dv) @ p["w_out"]
 
 
+def kda_weights(m):
+    d, H, Dk, Dv = m["hidden"], m["kda_heads"], m["kda_head_k"], m["kda_head_v"]
+    key, val, rank = H * Dk, H * Dv, Dv  # the gates' low rank is head_v_dim, as costsim counts them
+    return {"w_q": w(d, key), "w_k": w(d, key), "w_v": w(d, val), "w_fa": w(d, rank), "w_fb": w(rank, key),
+            "w_b": w(d, H), "w_ga": w(d, rank), "w_gb": w(rank, val),
+            "conv_w": w(2 * key + val, m["conv_kernel"], std=0.5),
+            "a_log": torch.log(torch.linspace(1, 16, H, device=DEV)), "dt_bias": torch.zeros(key, device=DEV),
+            "norm": ones(Dv), "w_out": w(val, d)}
+
+
+def kda(m, p, h, st, phase):
+    """Kimi Delta Attention (Kimi Linear): GDN's delta rule with a per-channel decay, through fla."""
+    from fla.ops.kda import chunk_kda, fused_recurrent_kda
+
+    B, S, _ = h.shape
+    H, Dk, Dv = m["kda_heads"], m["kda_head_k"], m["kda_head_v"]
+    sizes = (H * Dk, H * Dk, H * Dv)
+    q, k, v = h @ p["w_q"], h @ p["w_k"], h @ p["w_v"]
+    g, beta = K["kda_gates"](((h @ p["w_fa"]) @ p["w_fb"]).view(B * S, -1), (h @ p["w_b"]).view(B * S, H),
+                             p["a_log"], p["dt_bias"])
+    gate = (h @ p["w_ga"]) @ p["w_gb"]
+    if phase == "decode":
+        q, k, v, new_state = K["kda_decode_conv"](q[:, 0], k[:, 0], v[:, 0], st["conv"], p["conv_w"], sizes)
+        st["conv"].copy_(new_state)
+    else:
+        q, k, v, tail = K["kda_prefill_conv"](q, k, v, p["conv_w"], sizes)
+        st["conv"].copy_(tail)
+    q, k, v = q.reshape(B, S, H, Dk), k.reshape(B, S, H, Dk), v.reshape(B, S, H, Dv)
+    g, beta = g.view(B, S, H, Dk), beta.view(B, S, H)
+    if phase == "decode":
+        o, _ = fused_recurrent_kda(q, k, v, g, beta, scale=Dk ** -0.5, initial_state=st["state"],
+                                   output_final_state=True, use_qk_l2norm_in_kernel=True)
+    else:
+        o, _ = chunk_kda(q, k, v, g, beta, scale=Dk ** -0.5, output_final_state=True,
+                         use_qk_l2norm_in_kernel=True)
+    o = K["gated_rms_norm"](o.reshape(B * S, H, Dv), gate.reshape(B * S, H, Dv), p["norm"])
+    return o.reshape(B, S, H * Dv) @ p["w_out"]
+
+
 def mla_weights(m):
     d, H, qr, kr = m["hidden"], m["heads"], m["q_lora_rank"], m["kv_lora_rank"]
     nope, rope, vd = m["qk_nope_head_dim"], m["qk_rope_head_dim"], m["v_head_dim"]
     kv_b = w(kr, H * (nope + vd))
     per_head = kv_b.view(kr, H, nope + vd)
-    return {"w_qa": w(d, qr), "qa_norm": ones(qr), "w_qb": w(qr, H * (nope + rope)),
+    query = ({"w_q": w(d, H * (nope + rope))} if qr is None  # Kimi Linear: a plain query projection
+             else {"w_qa": w(d, qr), "qa_norm": ones(qr), "w_qb": w(qr, H * (nope + rope))})
+    return {**query,
             "w_kva": w(d, kr + rope), "kva_norm": ones(kr), "w_kvb": kv_b,
             # absorbed decode: W_UK (H, nope, kr) turns q_nope into a latent query, W_UV (H, kr, vd) the output
             "w_uk": per_head[:, :, :nope].permute(1, 2, 0).contiguous(),
@@ -351,7 +414,10 @@ def mla(m, p, h, st, phase, ctx, backend):
     B, S, _ = h.shape
     H, kr = m["heads"], m["kv_lora_rank"]
     nope, rope, vd = m["qk_nope_head_dim"], m["qk_rope_head_dim"], m["v_head_dim"]
-    q = (K["rms_norm"]((h @ p["w_qa"]).view(B * S, -1), p["qa_norm"]) @ p["w_qb"]).view(B, S, H, nope + rope)
+    if "w_q" in p:
+        q = (h @ p["w_q"]).view(B, S, H, nope + rope)
+    else:
+        q = (K["rms_norm"]((h @ p["w_qa"]).view(B * S, -1), p["qa_norm"]) @ p["w_qb"]).view(B, S, H, nope + rope)
     kv = (h @ p["w_kva"]).view(B * S, kr + rope)
     c_kv = K["rms_norm"](kv[:, :kr], p["kva_norm"]).view(B, S, kr)
     q_rope, k_rope = K["rope"](q[..., nope:].reshape(B * S, H, rope), kv[:, kr:].unsqueeze(1), st["cos"], st["sin"])
@@ -433,12 +499,16 @@ class Model:
         for i in range(m["layers"]):
             if m["kind"] == "hybrid_gdn":
                 self.kinds.append("gdn" if m["pattern"][i % len(m["pattern"])] == "G" else "gated_attn")
+            elif m["kind"] == "hybrid_kda":
+                self.kinds.append("kda" if m["pattern"][i % len(m["pattern"])] == "K" else "mla")
             else:
                 self.kinds.append("mla" if m["kind"] == "mla" else "attn")
         self.layers = []
         for kind in self.kinds:
             if kind == "gdn":
                 mix = gdn_weights(m)
+            elif kind == "kda":
+                mix = kda_weights(m)
             elif kind == "mla":
                 mix = mla_weights(m)
             else:
@@ -472,6 +542,12 @@ class Model:
                 states.append({
                     "conv": torch.zeros(B, conv, m["conv_kernel"] - 1, device=DEV, dtype=DT),
                     "state": torch.randn(B, m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"], device=DEV,
+                                         dtype=torch.float32).mul_(0.01)})
+            elif kind == "kda":
+                conv = 2 * m["kda_heads"] * m["kda_head_k"] + m["kda_heads"] * m["kda_head_v"]
+                states.append({
+                    "conv": torch.zeros(B, conv, m["conv_kernel"] - 1, device=DEV, dtype=DT),
+                    "state": torch.randn(B, m["kda_heads"], m["kda_head_k"], m["kda_head_v"], device=DEV,
                                          dtype=torch.float32).mul_(0.01)})
             elif kind == "mla":
                 padded = -(-cmax // R.mla_pad) * R.mla_pad
@@ -508,6 +584,8 @@ class Model:
             h = h.view(B, S, d)
             if kind == "gdn":
                 x = gdn(self.m, layer["mix"], h, st, phase)
+            elif kind == "kda":
+                x = kda(self.m, layer["mix"], h, st, phase)
             elif kind == "mla":
                 x = mla(self.m, layer["mix"], h, st, phase, ctx, backend)
             else:
@@ -628,7 +706,7 @@ def passing_backends(model, phase):
         return states
 
     passing = []
-    for pad_v in ((False, True) if model.m["kind"] == "mla" and phase == "prefill" else (False,)):
+    for pad_v in ((False, True) if "mla" in model.kinds and phase == "prefill" else (False,)):
         ref = None
         try:
             with torch.inference_mode():
@@ -801,7 +879,7 @@ def past_model_end() -> bool:
 
 def attention_kernel_label(m, phase, B, S, label, pad_v) -> str:
     """What ran the attention of a timed step, for the record."""
-    if m["kind"] == "mla" and phase == "decode":
+    if m["kind"] in ("mla", "hybrid_kda") and phase == "decode":
         return mla_decode_kernel(B)
     window = m.get("window") or 0
     if phase == "prefill" and 0 < window < S:
@@ -818,13 +896,14 @@ def run_model(name):
     torch.manual_seed(0)
     model = Model(name)
     log(f"  weights {model.weight_bytes / 2**30:.2f} GiB")
-    if m["kind"] != "hybrid_gdn" and not check_cache_consistency(model):  # (GDN state is not carried over)
+    recurrent = m["kind"] in ("hybrid_gdn", "hybrid_kda")
+    if not recurrent and not check_cache_consistency(model):  # (a recurrent state is not carried over)
         R.errors.append((name, "cache consistency check failed"))
         return
     if m.get("window") and not check_sliding_prefill(model):
         R.errors.append((name, "sliding-window prefill check failed"))
         return
-    if m["kind"] == "mla":
+    if "mla" in model.kinds:
         # FlashMLA where its library is built (microbench/build_flashmla.sh), else the Triton kernel
         R.mla_pad = 64 if flashmla_usable() else 8
         R.mla_flash = R.mla_pad == 64 and check_mla_kernel(model, "flashmla")
@@ -920,6 +999,8 @@ def run_model(name):
         if m["kind"] == "hybrid_gdn":
             rec["scan_kernel"] = "fla " + ("fused_recurrent_gated_delta_rule" if phase == "decode"
                                            else "chunk_gated_delta_rule")
+        if m["kind"] == "hybrid_kda":
+            rec["scan_kernel"] = "fla " + ("fused_recurrent_kda" if phase == "decode" else "chunk_kda")
         emit(rec)
         log(f"  {name:22s} {phase:7s} B={B:4d} ctx={ctx:6d} S={S:6d} {t['med'] * 1e3:9.3f} ms "
             f"(p10 {t['p10'] * 1e3:.3f}, p90 {t['p90'] * 1e3:.3f}, {t['reps']} reps, graph={used_graph}, "

@@ -112,6 +112,16 @@ def test_model_step_shapes_match_the_costsim_models():
                 m["gdn_k_heads"], m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"], m["conv_kernel"])
             letters = "".join("G" if layer.mixer.family == "gated_delta" else "A" for layer in spec.layers)
             assert letters == (m["pattern"] * m["layers"])[: m["layers"]]
+        elif m["kind"] == "hybrid_kda":
+            a, g = mixers["mla"], mixers["gated_delta"]
+            assert (g.variant, g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim, g.conv_kernel) == (
+                "kda", m["kda_heads"], m["kda_heads"], m["kda_head_k"], m["kda_head_v"], m["conv_kernel"])
+            assert (g.gate_low_rank or g.head_v_dim) == m["kda_head_v"]  # the harness's gate rank
+            letters = "".join("K" if layer.mixer.family == "gated_delta" else "M" for layer in spec.layers)
+            assert letters == m["pattern"]
+            assert (a.num_heads, a.q_lora_rank, a.kv_lora_rank, a.qk_nope_head_dim, a.qk_rope_head_dim,
+                    a.v_head_dim) == (m["heads"], m["q_lora_rank"], m["kv_lora_rank"], m["qk_nope_head_dim"],
+                                      m["qk_rope_head_dim"], m["v_head_dim"])
         else:
             a = mixers["mla"]
             assert (a.num_heads, a.q_lora_rank, a.kv_lora_rank, a.qk_nope_head_dim, a.qk_rope_head_dim,

@@ -38,7 +38,10 @@ def mixer_kernels(m: Mixer, d: int) -> list[float]:
         kernels.append(2.0 * (m.kv_lora_rank + m.qk_rope_head_dim))  # latent + k_rope into the cache
     elif m.family == "gated_delta":
         kernels.append(2.0 * delta.conv_dim(m))  # short causal conv + SiLU on q, k, v
-        kernels.append(4.0 * m.num_v_heads)  # decay and beta gates
+        if m.variant == "kda":  # a decay per channel: read its projection, write it in fp32 (two elements)
+            kernels.append(3.0 * delta.key_dim(m) + 2.0 * m.num_v_heads)
+        else:
+            kernels.append(4.0 * m.num_v_heads)  # decay and beta gates, one each per value head
         kernels.append(3.0 * delta.value_dim(m))  # gated RMSNorm: read o and z, write
     elif m.family == "linear":
         kernels.append(3.0 * m.num_heads * m.head_dim)  # output norm x gate
