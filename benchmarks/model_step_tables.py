@@ -18,7 +18,7 @@ from costsim.validate import validate
 ROOT = Path(__file__).resolve().parent.parent / "measurements"
 SINGLE = {"h100-sxm": ["h100-sxm-model-step.jsonl"],
           "h200": ["h200-model-step.jsonl", "h200-model-step-flashmla.jsonl", "h200-model-step-qwen.jsonl",
-                   "h200-model-step-mistral.jsonl"]}
+                   "h200-model-step-mistral.jsonl", "h200-model-step-kimi.jsonl"]}
 # which records of a later file replace the same point of an earlier one: FlashMLA's MLA decode replaces the
 # stand-in kernels'; the Qwen-like rerun (faster backend per phase) replaces the cuDNN-first run
 SUPERSEDES = {"h200-model-step-flashmla.jsonl": lambda r: r.get("attention_kernel") == "flashmla",
@@ -45,7 +45,7 @@ def _cell(r: dict | None, with_kernel: bool = True) -> str:
     if r is None:
         return "— | — | —"
     # the attention kernel where it varies: MLA and head-dim-256 decode, sliding prefill past the window
-    noted = with_kernel and ((r["phase"] == "decode" and r["model_name"].startswith(("deepseek", "qwen")))
+    noted = with_kernel and ((r["phase"] == "decode" and r["model_name"].startswith(("deepseek", "qwen", "kimi")))
                              or r.get("attention_kernel") == "torch-flex-sliding")
     note = KERNEL_NOTE.get(r.get("attention_kernel", "")) if noted else None
     measured = f"{r['time_s'] * 1e3:.2f} ms" + (f" ({note})" if note else "")
