@@ -126,11 +126,14 @@ def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = 
         report.append(entry)
         if values:
             implementations[key] = values
-    # implementations these records do not cover keep their earlier fit (e.g. H100 torch kernels on H200)
+    # implementations these records do not cover keep their earlier fit (e.g. H100 torch kernels on H200);
+    # they are listed, since a table whose key costsim no longer produces would be kept but never read
+    kept_earlier = sorted(set(earlier) - set(implementations))
     implementations = {**earlier, **implementations}
     fitted_hw = _with(hw, {"implementations": implementations})
     held = {id(r): r for entry in report for r in entry.pop("_held", [])}
-    return {"hardware": hw.name, "efficiency": fitted, "implementations": implementations, "groups": report,
+    return {"hardware": hw.name, "efficiency": fitted, "implementations": implementations,
+            "kept_earlier": kept_earlier, "groups": report,
             "held_out_by_op": _by(held.values(), fitted_hw, lambda r: r["op"]),
             "held_out_by_source": _by(held.values(), fitted_hw, lambda r: r["source"]),
             "profile": fitted_hw}

@@ -74,6 +74,17 @@ def test_state_update_curve_is_fitted_and_used(h100_fit):
     assert gdn.memory_max == h100_fit["implementations"]["fla/linear_decode/gdn"]["state_update_max"]
 
 
+def test_tables_the_records_do_not_cover_are_kept_and_listed(h100_fit, capsys):
+    """These two files hold fla's GDN prefill only; the profile's KDA/GLA prefill tables (from the separate
+    fla-prefill run) are kept, and named, so that a stale key is visible."""
+    kept = h100_fit["kept_earlier"]
+    assert "fla/linear_prefill/kda" in kept and "fla/linear_prefill/gdn" not in kept
+    assert all(h100_fit["implementations"][k] == load_hardware("h100-sxm").efficiency.implementations[k]
+               for k in kept)
+    assert main(["calibrate", *map(str, H100_FILES), "-H", "h100-sxm"]) == 0
+    assert "kept from the profile, not refit by these records" in capsys.readouterr().out
+
+
 def test_write_updates_the_profile_file(tmp_path, capsys):
     profile = tmp_path / "h100-copy.toml"
     shutil.copy(ROOT / "hardware_profiles" / "h100-sxm.toml", profile)
