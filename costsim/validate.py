@@ -129,7 +129,7 @@ def implementation_key(r: dict[str, Any]) -> str:
     """How fitted per-implementation efficiencies are stored: '<source>/<op>', plus the family where one
     implementation runs different kernels per family (MLA vs GQA decode, GDN vs KDA scans), and for
     softmax decode the head dim, which selects the kernel too (cuDNN 9.19 on an H200 streams the cache at
-    about 0.8 of its head-dim-128 rate at 256): 'fla/linear_prefill/kda', 'microbench/attention_decode/mla',
+    about 0.75 of its head-dim-128 rate at 256): 'fla/linear_prefill/kda', 'microbench/attention_decode/mla',
     'torch-sdpa-cudnn/attention_decode/gqa_d256', 'torch-sdpa-cudnn/attention_prefill'."""
     key = f"{r.get('source', '')}/{r['op']}"
     return f"{key}/{kernel_family(r)}" if r["op"] in PER_FAMILY_OPS else key
