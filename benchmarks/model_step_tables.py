@@ -2,15 +2,17 @@
 
     python benchmarks/model_step_tables.py        # markdown tables on stdout
 
-One row per (model, phase, batch, context) of the single-GPU runs, with the H100 and H200 columns side by
-side (the H200's DeepSeek-like decode as measured with FlashMLA, its Qwen3-Next-like steps from the rerun
-that picks the faster attention backend), then the H200's Qwen-like decode on each backend, then the
-tensor-parallel rows.
+First a summary per model, phase and GPU; then one row per (model, phase, batch, context) of the
+single-GPU runs, with the H100 and H200 columns side by side (the H200's DeepSeek-like decode as measured
+with FlashMLA, its Qwen3-Next-like steps from the rerun that picks the faster attention backend), then the
+H200's Qwen-like decode on each backend, then the tensor-parallel rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from costsim.spec.measurement import read_measurements
 from costsim.validate import validate
@@ -52,8 +54,26 @@ def _cell(r: dict | None, with_kernel: bool = True) -> str:
     return f"{measured} | {r['predicted_s'] * 1e3:.2f} ms | {r['error'] * 100:+.1f}%"
 
 
+def _summary(groups: dict[str, dict[tuple, dict]]) -> None:
+    """Per model, phase and GPU: points, median and worst error, and which attention kernels ran."""
+    print("| model | phase | GPU | points | median abs err | worst | attention kernel |")
+    print("|---|---|---|---|---|---|---|")
+    cells: dict[tuple, list[dict]] = {}
+    for gpu, rows in groups.items():
+        for r in rows.values():
+            cells.setdefault((r["model_name"], r["phase"], gpu), []).append(r)
+    for (model, phase, gpu), rs in sorted(cells.items()):
+        errs = sorted((r["error"] for r in rs), key=abs)
+        kernels = ", ".join(sorted({KERNEL_NOTE.get(r.get("attention_kernel", ""), r.get("attention_kernel", ""))
+                                    for r in rs}))
+        print(f"| {model} | {phase} | {gpu} | {len(rs)} | {np.median(np.abs(errs)) * 100:.1f}% | "
+              f"{errs[-1] * 100:+.1f}% | {kernels} |")
+    print()
+
+
 def main() -> None:
     by_hw = {hw: _rows(files) for hw, files in SINGLE.items()}
+    _summary({"H100": by_hw["h100-sxm"], "H200": by_hw["h200"], "2 x H200, tp=2": _rows(["h200-x2-model-step.jsonl"])})
     keys = sorted(set(by_hw["h100-sxm"]) | set(by_hw["h200"]), key=lambda k: (k[0], k[1], k[3], k[2]))
     print("| model | phase | batch | context / prompt | H100 measured | H100 costsim | err "
           "| H200 measured | H200 costsim | err |")
