@@ -73,7 +73,32 @@ IMPLEMENTATION_PARAMS: dict[str, tuple[tuple[str, tuple[float, float]], ...]] = 
 }
 
 
-UNSET_START = {"matmul_half_k": 64.0, "matmul_roofline_exponent": 4.0}
+# FlashAttention-2's split-KV decode (validate._split_kv_floor): its tables get these terms too
+SPLIT_KV_PARAMS: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("splitkv_fixed_s", (1e-7, 5e-5)), ("splitkv_per_split_s", (1e-9, 2e-6)), ("splitkv_per_block_s", (1e-8, 2e-5)))
+SPLIT_KV_TABLES = "torch-sdpa-flash/attention_decode/"
+
+# The combine's time per split shows only over a wide range of split counts: the H100's records reach 32
+# splits, and there the split-KV terms trade off against the memory curve (fitted on them, they put the
+# H100's per-split time at twice the H200's on the same GH100 SMs); the H200's reach 128.
+SPLIT_KV_MIN_SPLITS = 64
+
+
+def _max_splits(body: list[dict], key: str, hw: HardwareProfile) -> int:
+    """The most splits FlashAttention-2 runs among the records of one table (0 if none splits)."""
+    from costsim.kernel_tiles import flash2_split_schedule
+
+    most = 0
+    for r in body:
+        if r["op"] == "attention_decode" and implementation_key(r) == key and hw.compute_units:
+            schedule = flash2_split_schedule(float(r["batch"]), float(r["kv_heads"]), r["heads"] / r["kv_heads"],
+                                             float(r["context"]), float(r["head_dim"]), hw.compute_units)
+            most = max(most, schedule[0] if schedule else 0)
+    return most
+
+
+UNSET_START = {"matmul_half_k": 64.0, "matmul_roofline_exponent": 4.0,
+               "splitkv_fixed_s": 5e-6, "splitkv_per_split_s": 1e-7, "splitkv_per_block_s": 2e-6}
 
 
 def _with(hw: HardwareProfile, values: dict[str, float]) -> HardwareProfile:
@@ -120,6 +145,8 @@ def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = 
     implementations: dict[str, dict[str, float]] = {}
     for key in sorted({implementation_key(r) for r in body if r["op"] in IMPLEMENTATION_PARAMS}):
         params = IMPLEMENTATION_PARAMS[key.split("/")[1]]
+        if key.startswith(SPLIT_KV_TABLES) and _max_splits(body, key, hw) >= SPLIT_KV_MIN_SPLITS:
+            params = params + SPLIT_KV_PARAMS
         g = Group(key, tuple(p for p, _ in params), tuple(b for _, b in params),
                   lambda r, key=key: r["op"] in IMPLEMENTATION_PARAMS and implementation_key(r) == key)
         values, entry = _fit_group(g, body, hw)

@@ -16,7 +16,7 @@ from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating, gemm_dep
 from costsim.errors import CostsimError
 from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
 from costsim.hardware import load_hardware
-from costsim.kernel_tiles import decode_query_rows
+from costsim.kernel_tiles import decode_query_rows, flash2_split_schedule
 from costsim.spec.dtypes import DTYPE_BYTES, Precision
 from costsim.spec.hardware import HardwareProfile
 
@@ -59,6 +59,23 @@ def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     cost = Cost.of(flops_matrix=flops, flops_vector=SOFTMAX_FLOPS_PER_SCORE * h * t * b, bytes_cache_read=cache,
                    bytes_activations=io)
     return cost, hw.efficiency.attention_max
+
+
+def _split_kv_floor(r: dict, hw: HardwareProfile) -> float:
+    """FlashAttention-2's split-KV decode at few (sequence, KV head) pairs: fixed time, plus the combine's
+    time per split, plus a CTA's time per key block it streams (kernel_tiles.flash2_split_schedule); 0
+    elsewhere, and wherever the profile's table has no split-KV terms."""
+    e = hw.efficiency
+    if r.get("source") != "torch-sdpa-flash" or r.get("kv_lora_rank") or hw.compute_units is None:
+        return 0.0
+    if not (e.splitkv_fixed_s or e.splitkv_per_split_s or e.splitkv_per_block_s):
+        return 0.0
+    schedule = flash2_split_schedule(float(r["batch"]), float(r["kv_heads"]), r["heads"] / r["kv_heads"],
+                                     float(r["context"]), float(r["head_dim"]), hw.compute_units)
+    if schedule is None:
+        return 0.0
+    splits, blocks_per_split, waves = schedule
+    return e.splitkv_fixed_s + e.splitkv_per_split_s * splits + e.splitkv_per_block_s * blocks_per_split * waves
 
 
 def _prefill_pairs(r: dict) -> float:
@@ -217,6 +234,8 @@ def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
     gemm = r["op"] == "gemm"
     exponent = hw.efficiency.matmul_roofline_exponent if gemm else None
     seconds = _kernel_time(cost, hw, _precision(r.get("dtype", "bf16")), matrix_eff, exponent)
+    if r["op"] == "attention_decode":
+        seconds = max(float(seconds), _split_kv_floor(r, hw))
     latency = hw.efficiency.matmul_latency_s if gemm else 0.0
     # measured times are GPU time of a queued kernel: one graph-level launch gap, not a host launch
     return float(seconds) + hw.efficiency.graph_overhead_s + latency

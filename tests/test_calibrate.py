@@ -40,7 +40,7 @@ def test_held_out_error_does_not_get_worse(h100_fit):
 
 H200_FILES = [ROOT / "measurements" / f for f in (
     "h200.jsonl", "h200-torch.jsonl", "h200-torch-fla-prefill.jsonl", "h200-torch-fla-gla.jsonl",
-    "h200-torch-fa2-split.jsonl", "h200-torch-flashmla.jsonl")]
+    "h200-torch-fa2-split.jsonl", "h200-torch-flashmla.jsonl", "h200-torch-head-dim.jsonl")]
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,17 @@ def test_write_updates_the_profile_file(tmp_path, capsys):
     assert written.efficiency.memory_max != Efficiency().memory_max
     assert "fla/linear_prefill/gdn" in written.efficiency.implementations
     assert "fitted by costsim calibrate" in written.sources["efficiency"]
+
+
+def test_split_kv_terms_only_where_the_records_identify_them(h100_fit, h200_fit):
+    """FlashAttention-2's split-KV terms are fitted where a table's records reach 64 splits or more (the
+    H200's one-sequence decode at head dims 128 and 256), not on the H100's, which stop at 32, and they
+    come out the same order on both head dims: a few microseconds fixed, a fraction of one per split."""
+    split_terms = {"splitkv_fixed_s", "splitkv_per_split_s", "splitkv_per_block_s"}
+    assert not split_terms & set(h100_fit["implementations"]["torch-sdpa-flash/attention_decode/gqa_d128"])
+    assert not split_terms & set(h200_fit["implementations"]["torch-sdpa-flash/attention_decode/gqa_d64"])
+    for head_dim in (128, 256):
+        table = h200_fit["implementations"][f"torch-sdpa-flash/attention_decode/gqa_d{head_dim}"]
+        assert 2e-6 < table["splitkv_fixed_s"] < 2e-5
+        assert 5e-8 < table["splitkv_per_split_s"] < 1e-6
+        assert 1e-6 < table["splitkv_per_block_s"] < 1e-5

@@ -10,7 +10,7 @@ from costsim.engine.timing import MLA_DECODE_IMPLEMENTATION, decode_step_time
 from costsim.errors import CostsimError
 from costsim.families import mla
 from costsim.hardware import load_hardware
-from costsim.kernel_tiles import decode_query_rows
+from costsim.kernel_tiles import decode_query_rows, flash2_num_splits, flash2_split_schedule
 from costsim.loader import load_model
 
 
@@ -62,3 +62,40 @@ def test_engine_prices_mla_decode_with_flashmla_table():
     assert not np.allclose(with_table["attention_decode"], without["attention_decode"])
     assert np.allclose(with_table["gemm"], without["gemm"])
     assert np.allclose(decode_step_time(llama, hw, t, b).total_s, decode_step_time(llama, bare, t, b).total_s)
+
+
+def test_flash2_split_count_by_hand():
+    """num_splits_heuristic on 132 SMs (264 CTA slots). One sequence, 2 KV heads (2 units), 8k context at
+    head dim 128: 64 key blocks of 128. Wave efficiency 2s/264 grows with s, so the best is at s = 64
+    (0.485); the fewest eligible splits within 0.85 of it: s >= 56.1, and every s from 33 to 63 leaves 2
+    blocks per split like s - 1 does, so 64. At 32k (256 blocks) the cap of 128 splits binds: 2 blocks
+    each. At head dim 256 the blocks hold 64 keys, so 8k is 128 blocks: 128 splits of 1."""
+    assert flash2_num_splits(2, 64, 132) == 64
+    assert flash2_split_schedule(1, 2, 8, 8192, 128, 132) == (64, 1, 1)
+    assert flash2_split_schedule(1, 2, 8, 32768, 128, 132) == (128, 2, 1)
+    assert flash2_split_schedule(1, 2, 8, 8192, 256, 132) == (128, 1, 1)
+    # 16 units of 512 blocks: 16 splits fill 256 of 264 slots (0.970), the best; within 0.85 of it (0.824)
+    # the fewest is 14 (224 / 264 = 0.848; 37 blocks each, 13 would leave 40); 13 gives 0.788
+    assert flash2_num_splits(16, 512, 132) == 14
+    # enough units to fill 0.8 of the slots: no split, and past the switch the unsplit kernel
+    assert flash2_num_splits(212, 64, 132) == 1
+    assert flash2_split_schedule(106, 2, 8, 8192, 128, 132) is None
+
+
+def test_flash2_small_batch_decode_is_no_longer_a_line_in_the_bytes():
+    """With the split-KV terms fitted (H200), one sequence's FlashAttention-2 decode at head dim 128 is
+    predicted within 15% from 2k to 128k context, where the bytes alone were up to 47% short."""
+    from pathlib import Path
+
+    from costsim.spec.measurement import read_measurements
+    from costsim.validate import predict_record
+
+    hw = load_hardware("h200")
+    path = Path(__file__).parent.parent / "measurements" / "h200-torch-head-dim.jsonl"
+    ones = [r for r in read_measurements(path) if r.get("source") == "torch-sdpa-flash" and r.get("batch") == 1
+            and r.get("head_dim") == 128]
+    assert len(ones) == 5
+    for r in ones:
+        assert abs(predict_record(r, hw) / r["time_s"] - 1) < 0.15, r["context"]
+    split_free = load_hardware("h200").efficiency.implementations["torch-sdpa-flash/attention_decode/gqa_d128"]
+    assert {"splitkv_fixed_s", "splitkv_per_split_s", "splitkv_per_block_s"} <= set(split_free)

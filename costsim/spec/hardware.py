@@ -46,6 +46,13 @@ class Efficiency(BaseModel):
         "unset: the memory curve above")
     state_update_half_bytes: PositiveFloat | None = Field(
         None, description="bytes per state-update kernel at which half of state_update_max; unset: memory_half_bytes")
+    splitkv_fixed_s: float = Field(0.0, ge=0, description="split-KV decode (FlashAttention-2's, at few sequence "
+                                   "x KV-head pairs): fixed time of the split kernel and its combine kernel")
+    splitkv_per_split_s: float = Field(0.0, ge=0, description="split-KV decode: time per split the combine "
+                                       "kernel reduces")
+    splitkv_per_block_s: float = Field(0.0, ge=0, description="split-KV decode: time one CTA takes per key block "
+                                       "it streams (per wave); with the two above a floor under the roofline "
+                                       "time, 0 = none")
     kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
     graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
     implementations: dict[str, dict[str, float]] = Field(
