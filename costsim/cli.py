@@ -768,7 +768,7 @@ def bench_run(
 def bench_model_step(
     out: Annotated[str, typer.Option(help="JSON Lines file to write")] = "measurements/local-model-step.jsonl",
     quick: Annotated[bool, typer.Option(help="one decode and one prefill point per model")] = False,
-    deadline: Annotated[float | None, typer.Option(min=1, help="seconds for all models (default 300)")] = None,
+    deadline: Annotated[float | None, typer.Option(min=1, help="seconds for all five models (default 600)")] = None,
 ) -> None:
     """Time whole decode steps and prefills of synthetic models (real shapes, random weights) with CUDA
     graphs; compare with `costsim validate FILE`. Needs PyTorch with CUDA (and fla for the hybrid)."""

@@ -50,7 +50,7 @@ class Run:
     out = None
     logf = None
     t0 = 0.0
-    deadline = 400.0
+    deadline = 600.0
     model_end = 0.0
     gpu_name = ""
     hardware = ""
@@ -1017,7 +1017,7 @@ def run_model(name):
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv
-    ap = common_parser(__doc__, 400.0, [n for n in MODELS if not MODELS[n].get("tp_only")])
+    ap = common_parser(__doc__, 600.0, [n for n in MODELS if not MODELS[n].get("tp_only")])
     ap.add_argument("--no-fuse", action="store_true", help="plain eager elementwise ops (no torch.compile)")
     ap.add_argument("--profile-all", action="store_true",
                     help="profile one eager step at every point (default: the first point of each phase)")
@@ -1043,7 +1043,7 @@ def main(argv=None):
     R.quick = a.quick
     R.profile_all = a.profile_all
     R.profile_top = a.profile_top
-    R.deadline = a.deadline or (90.0 if a.quick else 400.0)
+    R.deadline = a.deadline or (90.0 if a.quick else 600.0)
     R.logf = open(a.log, "w") if a.log else None  # noqa: SIM115
     if not torch.cuda.is_available():
         print("model_step.py: no CUDA GPU visible to PyTorch", file=sys.stderr)
