@@ -28,7 +28,7 @@ import numpy as np
 
 from costsim.errors import CostsimError
 from costsim.spec.hardware import HardwareProfile
-from costsim.validate import implementation_key, predict_record
+from costsim.validate import flash2_schedule, implementation_key, predict_record
 
 SIZE_KEYS = ("bytes", "m", "seq_len", "context", "batch")
 
@@ -86,15 +86,9 @@ SPLIT_KV_MIN_SPLITS = 64
 
 def _max_splits(body: list[dict], key: str, hw: HardwareProfile) -> int:
     """The most splits FlashAttention-2 runs among the records of one table (0 if none splits)."""
-    from costsim.kernel_tiles import flash2_split_schedule
-
-    most = 0
-    for r in body:
-        if r["op"] == "attention_decode" and implementation_key(r) == key and hw.compute_units:
-            schedule = flash2_split_schedule(float(r["batch"]), float(r["kv_heads"]), r["heads"] / r["kv_heads"],
-                                             float(r["context"]), float(r["head_dim"]), hw.compute_units)
-            most = max(most, schedule[0] if schedule else 0)
-    return most
+    schedules = (flash2_schedule(r, hw) for r in body
+                 if r["op"] == "attention_decode" and implementation_key(r) == key)
+    return max((s[0] for s in schedules if s), default=0)
 
 
 UNSET_START = {"matmul_half_k": 64.0, "matmul_roofline_exponent": 4.0,

@@ -61,17 +61,25 @@ def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
     return cost, hw.efficiency.attention_max
 
 
+def flash2_schedule(r: dict, hw: HardwareProfile) -> tuple[int, int, int] | None:
+    """FlashAttention-2's split-KV schedule for a softmax decode record (kernel_tiles.flash2_split_schedule);
+    None where it runs unsplit or the profile lacks the SM count."""
+    if r.get("kv_lora_rank") or hw.compute_units is None:
+        return None
+    return flash2_split_schedule(float(r["batch"]), float(r["kv_heads"]), r["heads"] / r["kv_heads"],
+                                 float(r["context"]), float(r["head_dim"]), hw.compute_units)
+
+
 def _split_kv_floor(r: dict, hw: HardwareProfile) -> float:
     """FlashAttention-2's split-KV decode at few (sequence, KV head) pairs: fixed time, plus the combine's
     time per split, plus a CTA's time per key block it streams (kernel_tiles.flash2_split_schedule); 0
     elsewhere, and wherever the profile's table has no split-KV terms."""
     e = hw.efficiency
-    if r.get("source") != "torch-sdpa-flash" or r.get("kv_lora_rank") or hw.compute_units is None:
+    if r.get("source") != "torch-sdpa-flash":
         return 0.0
     if not (e.splitkv_fixed_s or e.splitkv_per_split_s or e.splitkv_per_block_s):
         return 0.0
-    schedule = flash2_split_schedule(float(r["batch"]), float(r["kv_heads"]), r["heads"] / r["kv_heads"],
-                                     float(r["context"]), float(r["head_dim"]), hw.compute_units)
+    schedule = flash2_schedule(r, hw)
     if schedule is None:
         return 0.0
     splits, blocks_per_split, waves = schedule

@@ -493,6 +493,13 @@ def all_reduce(x):
     return x
 
 
+def recurrent_state(B, k_heads, v_heads, head_k, head_v, conv_kernel):
+    """A delta-rule layer's cache: the short conv's last inputs (q, k, v channels) and the fp32 state."""
+    conv = 2 * k_heads * head_k + v_heads * head_v
+    return {"conv": torch.zeros(B, conv, conv_kernel - 1, device=DEV, dtype=DT),
+            "state": torch.randn(B, v_heads, head_k, head_v, device=DEV, dtype=torch.float32).mul_(0.01)}
+
+
 class Model:
     def __init__(self, name):
         m = tp_shapes(MODELS[name], R.tp)
@@ -541,17 +548,11 @@ class Model:
         states = []
         for kind in self.kinds:
             if kind == "gdn":
-                conv = 2 * m["gdn_k_heads"] * m["gdn_head_k"] + m["gdn_v_heads"] * m["gdn_head_v"]
-                states.append({
-                    "conv": torch.zeros(B, conv, m["conv_kernel"] - 1, device=DEV, dtype=DT),
-                    "state": torch.randn(B, m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"], device=DEV,
-                                         dtype=torch.float32).mul_(0.01)})
+                states.append(recurrent_state(B, m["gdn_k_heads"], m["gdn_v_heads"], m["gdn_head_k"],
+                                              m["gdn_head_v"], m["conv_kernel"]))
             elif kind == "kda":
-                conv = 2 * m["kda_heads"] * m["kda_head_k"] + m["kda_heads"] * m["kda_head_v"]
-                states.append({
-                    "conv": torch.zeros(B, conv, m["conv_kernel"] - 1, device=DEV, dtype=DT),
-                    "state": torch.randn(B, m["kda_heads"], m["kda_head_k"], m["kda_head_v"], device=DEV,
-                                         dtype=torch.float32).mul_(0.01)})
+                states.append(recurrent_state(B, m["kda_heads"], m["kda_heads"], m["kda_head_k"], m["kda_head_v"],
+                                              m["conv_kernel"]))
             elif kind == "mla":
                 padded = -(-cmax // R.mla_pad) * R.mla_pad
                 mask = torch.zeros(padded, device=DEV)
@@ -741,27 +742,34 @@ def passing_backends(model, phase):
     return passing
 
 
+def step_fn(model, phase, B, n, backend, pad_v):
+    """One step at (B, n) (n: context for decode, prompt for prefill) as a closure over freshly built
+    states and tokens from this rank's vocabulary shard; dropping the closure frees the states."""
+    ctx, S = (n, 1) if phase == "decode" else (0, n)
+    states = model.state(B, ctx + S, S, ctx)
+    for st in states:
+        st["pad_v"] = pad_v
+    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+
+    def fn():
+        with torch.inference_mode():
+            return model.step(tokens, states, phase, ctx, backend)
+
+    return fn
+
+
 def fastest_backend(model, phase, candidates, B, n):
     """Of the backends that pass the check, the one whose step is fastest at (B, n), the phase's heaviest
     point, as a serving engine picks its attention backend per model: cuDNN's decode at head dim 256 is
     slower than FlashAttention-2's (measurements/h200-torch-head-dim.jsonl) while at 128 it is faster."""
     if len(candidates) == 1:
         return candidates[0]
-    ctx, S = (n, 1) if phase == "decode" else (0, n)
     times = {}
     for label, backend, pad_v in candidates:
-        states = model.state(B, ctx + S, S, ctx)
-        for st in states:
-            st["pad_v"] = pad_v
-        tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
-
-        def fn(tokens=tokens, states=states, backend=backend):
-            with torch.inference_mode():
-                return model.step(tokens, states, phase, ctx, backend)
-
+        fn = step_fn(model, phase, B, n, backend, pad_v)
         # the slowest rank's time, so that all ranks make the same choice
         times[label] = agreed(round(time_step(fn, 0.1)[0]["med"] * 1e6), "MAX") * 1e-6
-        fn = states = tokens = None  # fn holds the states too: free them before the next backend's
+        fn = None  # frees its states before the next backend's
         torch.cuda.empty_cache()
     best = min(candidates, key=lambda c: times[c[0]])
     log(f"  {model.name} {phase}: backend by speed at B={B} n={n}: "
@@ -955,15 +963,7 @@ def run_model(name):
             continue
         ctx, S = (n, 1) if phase == "decode" else (0, n)
         try:
-            states = model.state(B, ctx + S, S, ctx)
-            for s in states:
-                s["pad_v"] = pad_v
-            tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)  # this rank's vocabulary shard
-
-            def fn(model=model, tokens=tokens, states=states, phase=phase, ctx=ctx, backend=backend):
-                with torch.inference_mode():
-                    return model.step(tokens, states, phase, ctx, backend)
-
+            fn = step_fn(model, phase, B, n, backend, pad_v)
             profiled = None
             if phase not in kernels or R.profile_all:
                 fn()
@@ -979,16 +979,16 @@ def run_model(name):
             t, used_graph = time_step(fn, 0.15 if R.quick else 0.6)
         except torch.OutOfMemoryError:
             log(f"  {name} {phase} B={B} n={n}: out of memory, skipped")
-            states = None
+            fn = None  # the closure holds the states
             torch.cuda.empty_cache()
             continue
         except Exception as exc:
             log(f"  {name} {phase} B={B} n={n}: {exc!r}\n{traceback.format_exc(limit=5)}")
             R.errors.append((name, repr(exc)))
-            states = None
+            fn = None  # the closure holds the states
             torch.cuda.empty_cache()
             continue
-        states = None
+        fn = None
         torch.cuda.empty_cache()
         rec = {"op": "model_step", "phase": phase, "model": m["model"], "model_name": name,
                "layers": m["layers"], "mixers": mix_kinds, "batch": B, "context": ctx, "seq_len": S,
