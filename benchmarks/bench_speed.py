@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import costsim
-from costsim.engine.serving import evaluate
 from costsim.hardware import load_hardware
+from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 
 

@@ -63,10 +63,10 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
              prompt: int | str | None = None, output_tokens: int | str | None = None) -> dict[str, Any]:
     """The `costsim estimate` result as a dict (keys of the JSON contract in design.md)."""
-    from costsim.engine.serving import estimate as serve
-    from costsim.engine.serving import estimate_request
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
+    from costsim.serving.capacity import estimate as serve
+    from costsim.serving.capacity import estimate_request
     from costsim.spec.deployment import Deployment
     from costsim.units import parse_tokens
 

@@ -11,14 +11,18 @@ physical (no efficiency above 1):
 - chunked scans (scan_max) on one scan implementation;
 - launch overheads from the launch records (medians).
 
-Hold-out by a fixed rule: within each group the distinct shapes are sorted by size; every other
-shape (with all its variants: read/copy, dtypes, implementations) is held out, and the report gives
-the error on the fitted and on the held-out records.
+Hold-out by a fixed rule, stratified by regime (`hold_out_split`): within each group the records are
+put in strata by the kernel path they take (`regime`: FlashAttention-2 decode's split-KV schedule, one
+stratum elsewhere); within each stratum the distinct shapes are sorted by size and every other shape
+(with all its variants: read/copy, dtypes, implementations) is held out, the first one fitted. So a
+regime seen at two shapes or more is in both sets, one seen at a single shape is fitted, and the report
+gives the error on the fitted and on the held-out records.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,35 @@ class Group:
 
 def _size(r: dict) -> tuple:
     return (*(float(r.get(k, 0)) for k in SIZE_KEYS), float(r.get("n", 0)) * float(r.get("k", 0)))
+
+
+def regime(r: dict, hw: HardwareProfile) -> str:
+    """The kernel path a record takes, as far as it changes which efficiencies its time shows: for
+    FlashAttention-2's softmax decode, unsplit (its ordinary forward kernel, bound by the padded query
+    tile's compute) or split-KV with its split count rounded up to a power of two (validate's split-KV
+    floor, kernel_tiles.flash2_split_schedule); '' (one stratum) for everything else."""
+    if r.get("op") != "attention_decode" or r.get("source") != "torch-sdpa-flash" or r.get("kv_lora_rank"):
+        return ""
+    if hw.compute_units is None:
+        return ""
+    schedule = flash2_schedule(r, hw)
+    if schedule is None:
+        return "flash2 unsplit"
+    return f"flash2 split-KV <= {2 ** math.ceil(math.log2(max(schedule[0], 1)))} splits"
+
+
+def hold_out_split(records: list[dict], hw: HardwareProfile) -> tuple[list[dict], list[dict]]:
+    """(fit, held-out) records of one group: within each regime (`regime`), the distinct shapes sorted by
+    size, every other one held out with all its variants, starting with the second; a regime of one shape
+    is fitted. Both lists keep the records' order; together they are the records, each once."""
+    keys = [(regime(r, hw), _size(r)) for r in records]
+    strata: dict[str, set[tuple]] = {}
+    for stratum, size in keys:
+        strata.setdefault(stratum, set()).add(size)
+    held = {(stratum, size) for stratum, sizes in strata.items() for size in sorted(sizes)[1::2]}
+    flags = [key in held for key in keys]
+    return ([r for r, h in zip(records, flags, strict=True) if not h],
+            [r for r, h in zip(records, flags, strict=True) if h])
 
 
 def groups(attention_source: str, scan_source: str) -> list[Group]:
@@ -115,8 +148,9 @@ def _summary(errors: np.ndarray) -> dict[str, float]:
 def calibrate(records: list[dict], hw: HardwareProfile, attention_source: str = "torch-sdpa-cudnn",
               scan_source: str = "fla") -> dict[str, Any]:
     """Fit the profile's efficiencies to measurement records (least squares on log time, every other
-    shape held out): top-level groups, then one table per implementation. Returns the fitted values,
-    the per-group report, held-out error by op class and source, and the fitted profile."""
+    shape of each regime held out, `hold_out_split`): top-level groups, then one table per implementation.
+    Returns the fitted values, the per-group report, held-out error by op class and source, and the
+    fitted profile."""
     body = [r for r in records if r.get("op")]
     if not body:
         raise CostsimError("calibrate: no measurement records; pass files written by `costsim bench run`")
@@ -172,10 +206,7 @@ def _fit_group(g: Group, body: list[dict], hw: HardwareProfile) -> tuple[dict[st
     from scipy.optimize import least_squares
 
     chosen = [r for r in body if g.select(r)]
-    sizes = sorted({_size(r) for r in chosen})
-    held = set(sizes[1::2])  # every other distinct shape, all its variants together
-    fit_set = [r for r in chosen if _size(r) not in held]
-    hold_set = [r for r in chosen if _size(r) in held]
+    fit_set, hold_set = hold_out_split(chosen, hw)  # every other shape per regime, variants together
     if len(fit_set) < len(g.params) + 2 and len(fit_set) >= 2:
         # too few shapes for the whole curve: fit its ceiling only, keep the rest as it is
         g = Group(g.name, g.params[:1], g.bounds[:1], g.select)

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from costsim.engine.serving import evaluate
 from costsim.engine.stacked import StackedHardware
 from costsim.errors import CostsimError
 from costsim.hardware import hardware_names, load_hardware
 from costsim.loader import load_model
+from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
 from costsim.units import parse_tokens

@@ -9,9 +9,9 @@ import pytest
 
 import costsim
 from costsim.cli import main
-from costsim.engine.serving import evaluate
 from costsim.engine.timing import decode_step_time, prefill_time
 from costsim.hardware import load_hardware
+from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 
 CONTRACT = {"model", "hardware", "context_tokens", "batch", "params_total", "params_active", "weight_bytes",

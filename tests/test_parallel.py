@@ -12,9 +12,9 @@ import costsim
 from costsim.cli import main
 from costsim.engine import comm
 from costsim.engine.parallel import evaluate_layout, pipeline_stages, plan, shard_model, stage_weight_bytes
-from costsim.engine.serving import estimate
 from costsim.errors import CostsimError
 from costsim.hardware import load_hardware
+from costsim.serving.capacity import estimate
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout, parse_layout
 
