@@ -84,7 +84,11 @@ class HardwareProfile(BaseModel):
     kind: Literal["gpu", "tpu", "accelerator"] = "gpu"
     dense_tflops: dict[str, PositiveFloat] = Field(description="dense peak per dtype: fp32, tf32, bf16, fp8, fp4...")
     vector_tflops: PositiveFloat = Field(description="non-matrix fp32 peak (CUDA cores / vector units)")
-    memory_gb: PositiveFloat = Field(description="device memory, 10^9 bytes")
+    memory_gb: PositiveFloat = Field(description="device memory as the datasheet states it (vendors' HBM figures "
+                                     "are binary: an '80 GB' H100 has 80 GiB, of which programs see 81,559 MiB)")
+    memory_capacity_bytes: PositiveFloat | None = Field(
+        None, description="bytes a program sees as the device's total (nvidia-smi's MiB x 2^20, or "
+        "torch.cuda.get_device_properties().total_memory on a measured device); unset: memory_gb read as GiB")
     hbm_bandwidth_tb_s: PositiveFloat
     on_chip_mb: float = Field(0.0, ge=0, description="L2 / SRAM / VMEM, 10^6 bytes")
     compute_units: PositiveInt | None = Field(
@@ -117,7 +121,11 @@ class HardwareProfile(BaseModel):
 
     @property
     def memory_bytes(self) -> float:
-        return self.memory_gb * 1e9
+        """Device memory in bytes as programs see it: the measured or reported total where the profile has
+        one, else the datasheet figure read as GiB (what HBM stacks are built in)."""
+        if self.memory_capacity_bytes is not None:
+            return self.memory_capacity_bytes
+        return self.memory_gb * 2.0**30
 
     @property
     def bandwidth_bytes_s(self) -> float:
