@@ -9,7 +9,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def data_dir(kind: str) -> Path:
-    """kind: 'models', 'hardware_profiles', 'scenarios', 'microbench' or 'measurements'."""
+    """kind: 'models', 'hardware_profiles', 'engine_profiles', 'scenarios', 'microbench' or 'measurements'."""
     installed = _PACKAGE / "_data" / kind
     if installed.is_dir():
         return installed

@@ -168,11 +168,43 @@ def kernel_family(r: dict[str, Any]) -> str:
     return family
 
 
+# A record's step style -> the engine profile whose kernel list it runs (microbench/model_step.py --style)
+STEP_STYLE_ENGINE = {"engine": "vllm", "eager": "pytorch-eager"}
+# the harness's attention kernel -> the fitted table that prices it
+KERNEL_TABLE = {"torch-sdpa-cudnn": "torch-sdpa-cudnn", "torch-sdpa-flash": "torch-sdpa-flash"}
+
+
+def _engine_step(r: dict[str, Any], hw: HardwareProfile) -> float:
+    """A step timed through an engine profile (records that name a step_style, and mixed steps): the
+    profile's kernel list, with the attention table of the kernel the harness ran."""
+    from costsim.serving.engines import load_engine
+    from costsim.serving.steps import StepModel
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import Layout
+
+    engine = load_engine(STEP_STYLE_ENGINE[r.get("step_style", "engine")])
+    table = KERNEL_TABLE.get(str(r.get("attention_kernel", "")))
+    if table is not None:
+        attention = engine.attention.model_copy(update={"decode_table": table, "prefill_table": table})
+        engine = engine.model_copy(update={"attention": attention})
+    p = _precision(r.get("dtype", "bf16"))
+    layout = Layout(**r["layout"]) if r.get("layout") else Layout()
+    model = StepModel(model_for_record(r), hw, Deployment(weights=p.weights), layout, engine)
+    if r["phase"] == "decode":
+        return float(model.decode(float(r["context"]), float(r["batch"])))
+    if r["phase"] == "mixed":
+        return float(model.mixed(float(r["context"]), float(r["batch"]), float(r["prefill_tokens"])))
+    return float(model.prefill(float(r["seq_len"]), float(r.get("context", 0))))
+
+
 def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
     """A whole decode step or prefill of a model, as `costsim estimate` times it (top-level profile
-    efficiencies, no per-implementation tables: the engine's own assumptions are what is checked)."""
+    efficiencies, no per-implementation tables: the engine's own assumptions are what is checked);
+    records with a step_style, and mixed steps, through their engine profile."""
     from costsim.engine.timing import decode_step_time, prefill_time
 
+    if "step_style" in r or r["phase"] == "mixed":
+        return _engine_step(r, hw)
     spec = model_for_record(r)
     p = _precision(r.get("dtype", "bf16"))
     if r.get("layout"):  # a tensor-parallel step over several GPUs: engine/parallel.py, comm included

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from costsim import model_costs as mc
 from costsim.engine import comm
-from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.engine.timing import KernelPlan, decode_step_time, prefill_time
 from costsim.errors import CostsimError
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
@@ -204,19 +205,27 @@ class _Sharded:
     distinct pipeline stage is its own sharded model: memory must fit on each, a token waits for the
     slowest stage at every step (pipeline in lockstep), and the LM head runs once."""
 
-    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool):
+    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool,
+                 plan: KernelPlan | None = None, memory_budget: Callable[[ModelSpec, float], float] | None = None):
+        """plan: a serving engine's kernel list (None: costsim's default); memory_budget(stage, weights): the
+        bytes one device gives weights + cache under the engine's memory rule (None: capacity less the
+        deployment's reserve fraction)."""
         check_layout(spec, hw, layout)
         self.spec, self.hw, self.dep, self.layout, self.overlap = spec, hw, dep, layout, overlap
+        self.plan = plan
         blocks, order = pipeline_stages(spec, layout.pp)
         self.stages = [shard_model(spec, layout, block) for block in blocks]
         self.p = dep.precision
         per_position = stage_weight_bytes(self.stages, order, self.p.weight_bytes)
         self.weights = max(per_position)
-        budget = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction)
+        reserve_budget = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction)
         # per distinct block, the memory left on the fullest device that runs it (the first and last
         # stages also hold the embedding and the LM head)
-        self.stage_usable = [budget - max(w for w, i in zip(per_position, order, strict=True) if i == index)
-                             for index in range(len(blocks))]
+        self.stage_usable = []
+        for index in range(len(blocks)):
+            heaviest = max(w for w, i in zip(per_position, order, strict=True) if i == index)
+            budget = reserve_budget if memory_budget is None else memory_budget(self.stages[index], heaviest)
+            self.stage_usable.append(budget - heaviest)
         self.usable = min(self.stage_usable)
         self.usd_s = layout.devices_per_replica * hw.usd_per_hour / 3600.0 / dep.utilisation
 
@@ -264,7 +273,7 @@ class _Sharded:
     def tpot(self, context: np.ndarray, b: np.ndarray) -> np.ndarray:
         lay = self.layout
         micro = np.maximum(b / lay.pp, 1.0)
-        steps = [decode_step_time(st, self.hw, self._local(context), micro, self.p, self.dep.cuda_graphs)
+        steps = [decode_step_time(st, self.hw, self._local(context), micro, self.p, self.dep.cuda_graphs, self.plan)
                  for st in self.stages]
         head = steps[0].by_class["lm_head"]
         slowest = np.max(np.stack(np.broadcast_arrays(*[st.total_s - st.by_class["lm_head"] for st in steps])),
@@ -282,7 +291,7 @@ class _Sharded:
         cached = np.asarray(already_cached, dtype=np.float64) + context * (lay.cp - 1) / (2.0 * lay.cp)
         per_stage, head = [], 0.0
         for st in self.stages:
-            pre = prefill_time(st, self.hw, n_local, cached, batch, p, dep.prefill_chunk_tokens)
+            pre = prefill_time(st, self.hw, n_local, cached, batch, p, dep.prefill_chunk_tokens, self.plan)
             comm_pre = _comm_per_stage(st, self.hw, lay, n_local * batch, p.act_bytes, "prefill")
             ring = np.zeros_like(n_local)
             if lay.cp > 1:

@@ -28,6 +28,48 @@ DEFAULT_PRECISION = Precision()
 
 
 @dataclass(frozen=True)
+class KernelPlan:
+    """A serving engine's kernel list, as the timing model needs it (built from an engine profile by
+    costsim/serving/engines.py). None anywhere below means costsim's own default kernel list, the one
+    the whole-step harness was checked against: one GEMM per weight matrix, fused elementwise kernels."""
+
+    fused_projections: bool = True
+    norm_kernels: int = 1
+    norm_traffic: float = 1.0
+    rope_kernels: int = 1
+    activation_kernels: int = 1
+    other_traffic: float = 1.0
+    cuda_graphs: bool = True
+    max_graph_batch: int = 512
+    host_per_kernel_s: float = 0.0
+    decode_table: str | None = None
+    prefill_table: str | None = None
+    mla_decode_table: str | None = "flashmla"
+
+
+def fused_gemm_count(matrices: list[tuple[float, float]], d: int) -> int:
+    """GEMM launches when the projections that read the same input (K = d: QKV, gate+up, MLA's q_a + kv_a)
+    run as one: one for those, one per other matrix."""
+    reads_input = sum(1 for k, _ in matrices if k == d)
+    return (1 if reads_input else 0) + len(matrices) - reads_input
+
+
+def _expand(kernels: list[float], plan: KernelPlan | None, first: int, first_traffic: float,
+            second: int | None = None) -> list[float]:
+    """A block's elementwise kernels as `plan` launches them: the first (the pre-norm) as `first`
+    launches moving `first_traffic` times its bytes, the second (rotary or activation) as `second`
+    launches, the rest at the plan's traffic factor. Launch counts matter: each pays a fixed latency."""
+    if plan is None or not kernels:
+        return kernels
+    out = [kernels[0] * first_traffic / first] * first
+    rest = kernels[1:]
+    if second is not None and rest:
+        out += [rest[0] * plan.other_traffic / second] * second
+        rest = rest[1:]
+    return out + [k * plan.other_traffic for k in rest]
+
+
+@dataclass(frozen=True)
 class StepTime:
     """Time of one step on one device: `total_s`, and `by_class`, its parts by kernel class (gemm,
     attention_prefill / attention_decode, scan, state_update, elementwise, lm_head, overhead, and in
@@ -105,10 +147,28 @@ def _with_efficiency(hw: HardwareProfile, change: Callable[[Efficiency], Efficie
     return hw if eff is hw.efficiency else hw.model_copy(update={"efficiency": eff})
 
 
-def _core_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfile:
+def attention_table_key(klass: str, mixer, plan: KernelPlan | None) -> str | None:
+    """The hardware profile's fitted table that prices a softmax or MLA core under `plan` (None: costsim's
+    defaults). Softmax decode tables are per head dim and GQA/MHA, as `costsim calibrate` stores them."""
+    if plan is None:
+        return MLA_DECODE_IMPLEMENTATION if klass == "attention_decode" and isinstance(mixer, MLAttention) else None
+    if isinstance(mixer, MLAttention):
+        if klass == "attention_decode" and plan.mla_decode_table:
+            return f"{plan.mla_decode_table}/attention_decode/mla"
+        return None  # MLA prefill runs as dense attention over decompressed heads: the defaults
+    if klass == "attention_decode" and plan.decode_table:
+        kind = "mha" if mixer.num_kv_heads == mixer.num_heads else "gqa"
+        return f"{plan.decode_table}/attention_decode/{kind}_d{mixer.head_dim}"
+    if klass == "attention_prefill" and plan.prefill_table:
+        return f"{plan.prefill_table}/attention_prefill"
+    return None
+
+
+def _core_profile(hw: HardwareProfile, klass: str, mixer, plan: KernelPlan | None = None) -> HardwareProfile:
     """The profile one mixer's core kernel is timed with: the fitted table of the implementation the
     engine assumes for it, where the profile holds one (fla's kernel of this recurrent family; FlashMLA
-    for dense MLA decode), and the state-update memory curve for recurrent decode."""
+    for dense MLA decode; under an engine plan, the table its attention backend is priced with), and the
+    state-update memory curve for recurrent decode."""
     if klass in ("state_update", "scan"):
         variant = getattr(mixer, "variant", None) or RECURRENT_VARIANT.get(mixer.family, mixer.family)
         op = "linear_decode" if klass == "state_update" else "linear_prefill"
@@ -116,8 +176,9 @@ def _core_profile(hw: HardwareProfile, klass: str, mixer) -> HardwareProfile:
         if klass == "state_update":
             return _with_efficiency(hw, lambda e: e.for_source(key).for_state_updates())
         return _with_efficiency(hw, lambda e: e.for_source(key))
-    if klass == "attention_decode" and isinstance(mixer, MLAttention):  # DSA's sparse kernel: defaults
-        return _with_efficiency(hw, lambda e: e.for_source(MLA_DECODE_IMPLEMENTATION))
+    key = attention_table_key(klass, mixer, plan)  # DSA's sparse kernel: defaults
+    if key is not None and (plan is not None or klass == "attention_decode"):
+        return _with_efficiency(hw, lambda e: e.for_source(key))
     return hw
 
 
@@ -148,7 +209,7 @@ def _elementwise_time(elements_per_token: list[float], tokens: np.ndarray, hw: H
 
 
 def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n: np.ndarray, c: np.ndarray,
-               batch: np.ndarray, overhead_per_kernel: float) -> StepTime:
+               batch: np.ndarray, overhead_per_kernel: ArrayLike, plan: KernelPlan | None = None) -> StepTime:
     d = spec.hidden_size
     tokens = batch * n
     by_class: dict[str, np.ndarray] = {}
@@ -169,13 +230,17 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         # (query, key) pairs per head, for the attention efficiency curve: 4 FLOPs per head dimension
         per_pair_per_head = 4.0 * getattr(mixer, "head_dim", getattr(mixer, "kv_lora_rank", 128))
         pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
-        gemm_kernels = len(projection_matrices(mixer, d))
+        mats = projection_matrices(mixer, d)
+        gemm_kernels = fused_gemm_count(mats, d) if plan is not None and plan.fused_projections else len(mats)
         depth = gemm_depth_factor(hw, projection_matrices(mixer, d))
         add("gemm", count * (gemm_time(gemm, hw, p, tokens, depth) + gemm_kernels * hw.efficiency.matmul_latency_s))
-        core_hw = _core_profile(hw, klass, mixer)
+        core_hw = _core_profile(hw, klass, mixer, plan)
         add(klass, count * _kernel_time(core, core_hw, p,
                                         _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
         small = elementwise.mixer_kernels(mixer, d)
+        if plan is not None:
+            rope = plan.rope_kernels if mixer.family in elementwise.SOFTMAX_HEADS else None
+            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, rope)
         add("elementwise", count * _elementwise_time(small, tokens, hw, p))
         kernels += count * (gemm_kernels + 1 + len(small))
     for block, count in spec.ffn_groups:
@@ -185,41 +250,59 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
             touched = ffn_family.expected_experts_touched(block.num_experts, block.top_k, tokens)
             rows = tokens * block.top_k / np.maximum(touched, 1.0)  # rows per expert GEMM
         ffn_kernels = 3 if isinstance(block, ffn_family.MoEFFN) or block.activation in ("swiglu", "geglu") else 2
+        if plan is not None and plan.fused_projections and not isinstance(block, ffn_family.MoEFFN):
+            ffn_kernels = 2  # gate+up as one GEMM, then down; MoE: router, fused w13, w2 (3 already)
         mats, per_token = ffn_family.gemm_matrices(block, d)
         add("gemm", count * (gemm_time(cost, hw, p, rows, gemm_depth_factor(hw, mats, per_token))
                              + ffn_kernels * hw.efficiency.matmul_latency_s))
         small = elementwise.ffn_kernels(block, d)
+        if plan is not None:
+            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, plan.activation_kernels)
         add("elementwise", count * _elementwise_time(small, tokens, hw, p))
         kernels += count * (ffn_kernels + len(small))
-    add("elementwise", _elementwise_time(elementwise.final_norm_kernels(d), batch * np.ones_like(n), hw, p))
+    final = elementwise.final_norm_kernels(d)
+    if plan is not None:
+        final = _expand(final, plan, plan.norm_kernels, plan.norm_traffic)
+        kernels += len(final) - 1
+    add("elementwise", _elementwise_time(final, batch * np.ones_like(n), hw, p))
     head_rows = batch * np.ones_like(n)
     head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
     add("lm_head", gemm_time(head, hw, p, head_rows, gemm_depth_factor(hw, [(d, spec.vocab_size)])))
     # the gap between consecutive kernels (a graph node's launch in decode, a host launch in prefill)
     add("overhead", kernels * overhead_per_kernel * np.ones_like(n))
     total = sum(by_class.values())
+    if plan is not None and plan.host_per_kernel_s > 0:
+        # eager PyTorch: the host issues every op; when that takes longer than the GPU's work, the GPU waits
+        host = kernels * plan.host_per_kernel_s * np.ones_like(n)
+        by_class["host_bound"] = np.maximum(host - total, 0.0)
+        total = total + by_class["host_bound"]
     shape = np.broadcast_shapes(np.shape(total), np.shape(n), np.shape(c), np.shape(batch))
     return StepTime(total_s=np.broadcast_to(total, shape).copy(), by_class=by_class)
 
 
 def decode_step_time(spec: ModelSpec, hw: HardwareProfile, t: ArrayLike, batch: ArrayLike = 1,
-                     p: Precision = DEFAULT_PRECISION, cuda_graphs: bool = True) -> StepTime:
+                     p: Precision = DEFAULT_PRECISION, cuda_graphs: bool = True,
+                     plan: KernelPlan | None = None) -> StepTime:
     """One decode step on one device (vectorised): `batch` sequences at context t each produce one token.
     Kernel classes are timed on the profile's roofline with its efficiency curves (docs/timing.md); this
     is what `estimate` reports as TPOT for a single device."""
     t, batch = as_array(t), as_array(batch)
-    overhead = hw.efficiency.graph_overhead_s if cuda_graphs else hw.efficiency.kernel_overhead_s
-    return _step_time(spec, hw, p, "decode", np.ones_like(t), t, batch, overhead)
+    overhead: ArrayLike = hw.efficiency.graph_overhead_s if cuda_graphs else hw.efficiency.kernel_overhead_s
+    if plan is not None:  # graphs are captured up to a batch size; larger batches launch from the host
+        graphed = plan.cuda_graphs & (batch <= plan.max_graph_batch)
+        overhead = np.where(graphed, hw.efficiency.graph_overhead_s, hw.efficiency.kernel_overhead_s)
+    return _step_time(spec, hw, p, "decode", np.ones_like(t), t, batch, overhead, plan)
 
 
 def prefill_time(spec: ModelSpec, hw: HardwareProfile, prompt: ArrayLike, cached: ArrayLike = 0,
-                 batch: ArrayLike = 1, p: Precision = DEFAULT_PRECISION, chunk_tokens: int = 8192) -> StepTime:
+                 batch: ArrayLike = 1, p: Precision = DEFAULT_PRECISION, chunk_tokens: int = 8192,
+                 plan: KernelPlan | None = None) -> StepTime:
     """Prefill of `prompt` new tokens after `cached` ones, in chunks of `chunk_tokens`: the FLOPs and
     cache traffic of the whole prompt (additive over chunks), GEMM efficiency at the chunk's row
     count, weights read again and launch overheads paid once per chunk."""
     prompt, cached, batch = as_array(prompt), as_array(cached), as_array(batch)
     chunks = np.maximum(np.ceil(prompt / chunk_tokens), 1.0)
-    whole = _step_time(spec, hw, p, "prefill", prompt, cached, batch, hw.efficiency.kernel_overhead_s)
+    whole = _step_time(spec, hw, p, "prefill", prompt, cached, batch, hw.efficiency.kernel_overhead_s, plan)
     one_chunk_rows = np.minimum(prompt, chunk_tokens)
     # GEMM time was priced with the whole prompt's rows; re-price at the chunk's rows
     by_class = dict(whole.by_class)

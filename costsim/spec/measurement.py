@@ -53,8 +53,10 @@ def _problem(record: dict[str, Any]) -> str | None:
         return f"time_s must be a positive number, got {t!r}"
     if record["source"] not in KNOWN_SOURCES:
         return f"source '{record['source']}' is not one of {', '.join(KNOWN_SOURCES)} (document new ones)"
-    if op == "model_step" and record["phase"] not in ("decode", "prefill"):
-        return f"phase '{record['phase']}' is not one of decode, prefill"
+    if op == "model_step" and record["phase"] not in ("decode", "prefill", "mixed"):
+        return f"phase '{record['phase']}' is not one of decode, prefill, mixed"
+    if op == "model_step" and record["phase"] == "mixed" and "prefill_tokens" not in record:
+        return "a mixed model_step (decodes plus one prefill chunk) needs prefill_tokens"
     if op.startswith("linear_") and record["variant"] not in LINEAR_VARIANTS:
         return f"variant '{record['variant']}' is not one of {', '.join(LINEAR_VARIANTS)}"
     for field in SHAPE_FIELDS[op]:
