@@ -10,12 +10,24 @@ past its length, flash-linear-attention for Gated DeltaNet, FlashMLA for MLA dec
 and torch.compile-fused elementwise work (residual+RMSNorm, RoPE, SiLU*mul), so the comparison with
 `costsim` tests how it composes a step from kernel classes, not how good a naive PyTorch model is.
 
+`--style eager` times the other end instead: a plain PyTorch / HF-transformers eager step (separate q, k,
+v, o and gate, up, down projections through F.linear on (out, in) weights; HF's RMSNorm, rotate_half rotary
+and SiLU-then-multiply as separate ops; residual adds as separate ops; SDPA for attention; no torch.compile
+and no CUDA graph), timed with CUDA events around the eager call after a device sync, so the host's launch
+cost is part of each record (`step_style: eager`, `cuda_graph: false`). `--phases mixed` times continuous-
+batching steps: one prefill chunk of P tokens (a fresh request) and B decodes at context C in one forward,
+GEMMs and elementwise work once over the P + B rows, the chunk's causal attention and the decodes' cached
+attention as two calls inside the step (as an engine's varlen kernels would split them).
+
 Known departure: without FlashMLA, DeepSeek-like MLA decode runs the absorbed form with batched GEMMs
 and a separate softmax (or a Triton kernel from batch 16), which the engine does not price; the record
 says so (`attention_kernel`).
 
     python3 microbench/model_step.py [--quick] [--out FILE.jsonl] [--log FILE] [--deadline S]
                                      [--only llama-3.1-8b,qwen3-next-dense-ffn,deepseek-v3-mla-16l,mistral-7b-v0.1]
+                                     [--style engine|eager] [--phases decode,prefill,mixed]
+                                     [--decode-points 1x8192,...] [--prefill-points 1x2048,...]
+                                     [--mixed-points 512x8x2048,...]
 
 Records: op `model_step` (fields in microbench/NOTES.md). Exit 4 if a check failed, 3 if a model
 crashed, else 0.
@@ -65,10 +77,13 @@ class Run:
     profile_top = 12  # kernels listed per profiled point
     attention = "auto"  # or one SDPA backend's source name (--attention)
     phases = frozenset({"decode", "prefill"})
+    style = "engine"  # or "eager" (--style): the plain PyTorch / HF-transformers step, no CUDA graph
 
     def __init__(self) -> None:
         self.checks: list = []
         self.errors: list = []
+        # phase -> [(batch, n)] or, for mixed, [(prefill_tokens, batch, context)], overriding model_shapes.py
+        self.points: dict = {}
 
 
 R = Run()
@@ -77,6 +92,20 @@ R = Run()
 # latter from the earlier H200 run in git history): measurements/h200-model-step.log and
 # h200-model-step-triton-mla-all-batches.log, 2026-11-28
 MLA_TRITON_MIN_BATCH = 16
+
+
+# --phases mixed: (prefill chunk tokens, decodes, their context), for softmax-attention models (--mixed-points)
+MIXED_POINTS = [(512, 8, 2048), (512, 64, 2048), (512, 256, 2048), (2048, 8, 2048), (2048, 64, 2048),
+                (2048, 256, 2048)]
+
+
+def point_weight(point) -> int:
+    """How heavy a (phase, batch, n, chunk) point is, to pick the SDPA backend at the heaviest one: cache
+    read for decode, attention pairs for prefill, both for a mixed step."""
+    phase, B, n, chunk = point
+    if phase == "prefill":
+        return B * n * n
+    return B * n + chunk * chunk
 
 
 def mla_decode_kernel(batch: int) -> str:
@@ -289,8 +318,31 @@ def softmax_attn_weights(m, gated):
     return p
 
 
+def mixed_attn(q, k, v, st, ctx, backend):
+    """A continuous-batching step's attention, as two calls (an engine's varlen kernels split it the same
+    way): rows [0, P) are a fresh request's prefill chunk, causal over its own tokens, written to its cache
+    st['pk'], st['pv'] (1, Hkv, P, D); rows [P, P+B) one new token for each of B decodes at context `ctx`,
+    written at slot ctx of st['k'], st['v'] (B, Hkv, ctx+1, D) and attending to all of it.
+    q (N, H, D), k, v (N, Hkv, D) -> (N, H*D)."""
+    N, H, D = q.shape
+    P = st["chunk"]
+    qp, kp, vp = (t[:P].unsqueeze(0).transpose(1, 2) for t in (q, k, v))  # (1, heads, P, D)
+    st["pk"][:, :, :P].copy_(kp)
+    st["pv"][:, :, :P].copy_(vp)
+    op = sdpa(qp, st["pk"][:, :, :P], st["pv"][:, :, :P], True, backend)  # (1, H, P, D)
+    qd, kd, vd = (t[P:].unsqueeze(2) for t in (q, k, v))  # (B, heads, 1, D)
+    st["k"][:, :, ctx:ctx + 1].copy_(kd)
+    st["v"][:, :, ctx:ctx + 1].copy_(vd)
+    od = sdpa(qd, st["k"][:, :, :ctx + 1], st["v"][:, :, :ctx + 1], False, backend)  # (B, H, 1, D)
+    o = torch.empty(N, H, D, device=q.device, dtype=q.dtype)  # one output buffer, as a varlen kernel writes
+    o[:P].copy_(op[0].transpose(0, 1))
+    o[P:].copy_(od[:, :, 0])
+    return o.view(N, H * D)
+
+
 def softmax_attn(m, p, h, st, phase, ctx, backend, gated):
-    """h (B, S, d) -> (B, S, d). Cache st['k'], st['v'] (B, Hkv, Cmax, D); the new tokens go at [ctx, ctx+S)."""
+    """h (B, S, d) -> (B, S, d). Cache st['k'], st['v'] (B, Hkv, Cmax, D); the new tokens go at [ctx, ctx+S).
+    A mixed step comes as B = 1, S = P + decodes (mixed_attn)."""
     B, S, _ = h.shape
     H, Hkv, D = m["heads"], m["kv_heads"], m["head_dim"]
     qkv = h @ p["wqkv"]
@@ -305,8 +357,13 @@ def softmax_attn(m, p, h, st, phase, ctx, backend, gated):
         q, k = K["norm_rope"](q, k, p["qn"], p["kn"], cos, sin)
     else:
         q, k = K["rope"](q, k, cos, sin)
-    q, k, v = q.view(B, S, H, D), k.view(B, S, Hkv, D), v.view(B, S, Hkv, D)
     window = m.get("window")
+    if phase == "mixed":
+        o = mixed_attn(q, k, v.reshape(B * S, Hkv, D), st, ctx, backend).view(B, S, H * D)
+        if gated:
+            o = K["sigmoid_gate"](o.view(B * S, H * D), parts[1].reshape(B * S, H * D)).view(B, S, H * D)
+        return o @ p["wo"]
+    q, k, v = q.view(B, S, H, D), k.view(B, S, Hkv, D), v.view(B, S, Hkv, D)
     if window and ctx + S > window:
         o = sliding_attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), st, ctx, window, backend)
     else:
@@ -469,6 +526,168 @@ def ffn(p, h):
     return (K["silu_mul"]((h @ p["w_gu"]).view(B * S, -1)) @ p["w_down"]).view(B, S, -1)
 
 
+# ---------------------------------------------------------------- eager (HF-transformers-style) layers
+# --style eager: the step as a plain PyTorch / HF-transformers model runs it, op for op (Llama's and
+# Qwen3-Next's modeling code in transformers 4.5x/5.x, torch fallbacks where HF would call an optional
+# fused kernel): nn.Linear weights stored (out, in) and applied with F.linear, one GEMM per projection
+# except where HF itself has one (Qwen3-Next's q_proj carries the output gate, GDN's in_proj_qkvz and
+# in_proj_ba), every elementwise op its own kernel, no torch.compile, no CUDA graph. Numerically the same
+# function as the engine step (same weights, re-laid out by Model.to_eager; norms with weight 1 as the
+# harness builds them, the engine's full-head-dim rotary and its EPS).
+
+
+def hf_rms_norm(x, w):
+    """LlamaRMSNorm.forward."""
+    dtype = x.dtype
+    x = x.to(torch.float32)
+    variance = x.pow(2).mean(-1, keepdim=True)
+    x = x * torch.rsqrt(variance + EPS)
+    return w * x.to(dtype)
+
+
+def hf_rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def hf_rotary_tables(inv_freq, pos, dtype):
+    """LlamaRotaryEmbedding.forward, once per step: pos (B, S) -> cos, sin (B, S, D) in the model's dtype."""
+    inv = inv_freq[None, :, None].float().expand(pos.shape[0], -1, 1)
+    freqs = (inv @ pos[:, None, :].float()).transpose(1, 2)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def hf_apply_rotary(q, k, cos, sin):
+    """apply_rotary_pos_emb: q (B, H, S, D), cos (B, S, D)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + hf_rotate_half(q) * sin, k * cos + hf_rotate_half(k) * sin
+
+
+def eager_attn(m, p, h, st, phase, ctx, backend, gated, cos, sin):
+    """LlamaAttention / Qwen3NextAttention (gated: q_proj carries the output gate, q/k RMSNorm per head,
+    sigmoid(gate) times the output) with SDPA and a static cache (new tokens copied in at [ctx, ctx+S))."""
+    B, S, _ = h.shape
+    H, Hkv, D = m["heads"], m["kv_heads"], m["head_dim"]
+    if gated:
+        q, gate = torch.chunk(F.linear(h, p["q_proj"]).view(B, S, H, 2 * D), 2, dim=-1)
+        gate = gate.reshape(B, S, H * D)
+        q = hf_rms_norm(q, p["q_norm"])
+        k = hf_rms_norm(F.linear(h, p["k_proj"]).view(B, S, Hkv, D), p["k_norm"])
+    else:
+        q = F.linear(h, p["q_proj"]).view(B, S, H, D)
+        k = F.linear(h, p["k_proj"]).view(B, S, Hkv, D)
+    v = F.linear(h, p["v_proj"]).view(B, S, Hkv, D)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    q, k = hf_apply_rotary(q, k, cos, sin)
+    window = m.get("window")
+    if phase == "mixed":
+        o = mixed_attn(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), st, ctx,
+                       backend).view(B, S, H * D)
+    else:
+        if window and ctx + S > window:
+            o = sliding_attn(q, k, v, st, ctx, window, backend)
+        else:
+            st["k"][:, :, ctx:ctx + S].copy_(k)
+            st["v"][:, :, ctx:ctx + S].copy_(v)
+            o = F.scaled_dot_product_attention(q, st["k"][:, :, :ctx + S], st["v"][:, :, :ctx + S],
+                                               is_causal=phase == "prefill", enable_gqa=Hkv != H)
+        o = o.transpose(1, 2).contiguous().reshape(B, S, H * D)
+    if gated:
+        o = o * torch.sigmoid(gate)
+    return F.linear(o, p["o_proj"])
+
+
+def hf_gated_rms_norm(x, gate, w):
+    """Qwen3NextRMSNormGated.forward (its torch path; HF takes fla's fused kernel when fla is installed)."""
+    dtype = x.dtype
+    x = x.to(torch.float32)
+    variance = x.pow(2).mean(-1, keepdim=True)
+    x = x * torch.rsqrt(variance + EPS)
+    x = w * x.to(dtype)
+    x = x * F.silu(gate.to(torch.float32))
+    return x.to(dtype)
+
+
+def eager_gdn(m, p, h, st, phase):
+    """Qwen3NextGatedDeltaNet.forward with its torch fallbacks for the short conv (torch_causal_conv1d_update,
+    nn.Conv1d) and the gated norm; fla's chunk / fused_recurrent kernels for the recurrence, as HF calls
+    them (q, k repeated to the value heads, l2-norm in the kernel). HF's in_proj_qkvz interleaves q, k, v, z
+    per key-head group and un-interleaves them with views and reshapes; these columns come in q|k|v|z order,
+    so the split is views. The state is not carried between timed calls (as in the engine style)."""
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
+
+    B, S, _ = h.shape
+    Hk, Hv, Dk, Dv, Kc = (m["gdn_k_heads"], m["gdn_v_heads"], m["gdn_head_k"], m["gdn_head_v"],
+                          m["conv_kernel"])
+    key_dim, value_dim = Hk * Dk, Hv * Dv
+    conv = 2 * key_dim + value_dim
+    q, k, v, z = F.linear(h, p["in_proj_qkvz"]).split([key_dim, key_dim, value_dim, value_dim], -1)
+    b, a = F.linear(h, p["in_proj_ba"]).split([Hv, Hv], -1)
+    mixed = torch.cat((q, k, v), dim=-1).transpose(1, 2)  # (B, conv, S)
+    if phase == "decode":  # torch_causal_conv1d_update
+        window = torch.cat([st["conv"], mixed], dim=-1)
+        st["conv"].copy_(window[:, :, -(Kc - 1):])
+        mixed = F.silu(F.conv1d(window, p["conv1d"], None, padding=0, groups=conv)[:, :, -S:])
+    else:
+        st["conv"].copy_(F.pad(mixed, (Kc - 1 - S, 0)))
+        mixed = F.silu(F.conv1d(mixed, p["conv1d"], None, padding=Kc - 1, groups=conv)[:, :, :S])
+    mixed = mixed.transpose(1, 2)
+    q, k, v = torch.split(mixed, [key_dim, key_dim, value_dim], dim=-1)
+    q, k, v = q.reshape(B, S, -1, Dk), k.reshape(B, S, -1, Dk), v.reshape(B, S, -1, Dv)
+    beta = b.sigmoid()
+    g = -p["A_log"].float().exp() * F.softplus(a.float() + p["dt_bias"])
+    if Hv // Hk > 1:
+        q, k = q.repeat_interleave(Hv // Hk, dim=2), k.repeat_interleave(Hv // Hk, dim=2)
+    if phase == "decode":
+        o, _ = fused_recurrent_gated_delta_rule(q, k, v, g=g, beta=beta, initial_state=st["state"],
+                                                output_final_state=True, use_qk_l2norm_in_kernel=True)
+    else:
+        o, _ = chunk_gated_delta_rule(q, k, v, g=g, beta=beta, initial_state=None, output_final_state=True,
+                                      use_qk_l2norm_in_kernel=True)
+    o = hf_gated_rms_norm(o.reshape(-1, Dv), z.reshape(-1, Dv), p["norm"])
+    return F.linear(o.reshape(B, S, -1), p["out_proj"])
+
+
+def eager_mlp(p, h):
+    """LlamaMLP.forward: down_proj(act_fn(gate_proj(x)) * up_proj(x))."""
+    return F.linear(F.silu(F.linear(h, p["gate_proj"])) * F.linear(h, p["up_proj"]), p["down_proj"])
+
+
+def _t(x):
+    """An engine (in, out) weight as nn.Linear's (out, in)."""
+    return x.t().contiguous()
+
+
+def eager_layer_weights(m, kind, layer):
+    """One layer's engine weights, re-laid out as the HF modules hold them (the same numbers)."""
+    mix, ffn_w = layer["mix"], layer["ffn"]
+    if kind == "gdn":
+        new_mix = {"in_proj_qkvz": _t(mix["w_qkvz"]), "in_proj_ba": _t(mix["w_ba"]),
+                   "conv1d": mix["conv_w"].unsqueeze(1).contiguous(), "A_log": mix["a_log"],
+                   "dt_bias": mix["dt_bias"], "norm": mix["norm"], "out_proj": _t(mix["w_out"])}
+    elif kind in ("attn", "gated_attn"):
+        H, Hkv, D = m["heads"], m["kv_heads"], m["head_dim"]
+        gated = kind == "gated_attn"
+        parts = mix["wqkv"].split([H * D] + ([H * D] if gated else []) + [Hkv * D, Hkv * D], -1)
+        d = parts[0].shape[0]
+        # Qwen3-Next's q_proj holds each head's query and gate side by side (chunked per head in forward)
+        wq = torch.cat((parts[0].view(d, H, D), parts[1].view(d, H, D)), -1).reshape(d, 2 * H * D) if gated \
+            else parts[0]
+        new_mix = {"q_proj": _t(wq), "k_proj": _t(parts[-2]), "v_proj": _t(parts[-1]), "o_proj": _t(mix["wo"])}
+        if gated:
+            new_mix["q_norm"], new_mix["k_norm"] = mix["qn"], mix["kn"]
+    else:
+        raise NotImplementedError(f"--style eager: no HF-style {kind} layer here")
+    inter = ffn_w["w_down"].shape[0]
+    new_ffn = {"gate_proj": _t(ffn_w["w_gu"][:, :inter]), "up_proj": _t(ffn_w["w_gu"][:, inter:]),
+               "down_proj": _t(ffn_w["w_down"])}
+    return {"mix": new_mix, "ffn": new_ffn, "n1": layer["n1"], "n2": layer["n2"]}
+
+
+EAGER_KINDS = ("gqa", "hybrid_gdn")  # models whose every layer has an HF-style eager form here
+
+
 # ---------------------------------------------------------------- model
 
 
@@ -528,6 +747,21 @@ class Model:
         self.final_norm = ones(d)
         self.lm_head = w(d, m["vocab"])
         self.weight_bytes = sum(t.numel() * t.element_size() for t in self._tensors())
+        self.style = "engine"
+
+    def to_eager(self):
+        """Re-lay the weights out as an HF-transformers model holds them (--style eager), layer by layer so
+        the memory peak is one layer's worth; step() then runs the eager, op-for-op form."""
+        if self.m["kind"] not in EAGER_KINDS:
+            raise NotImplementedError(f"--style eager is implemented for {', '.join(EAGER_KINDS)} models only")
+        for i, kind in enumerate(self.kinds):
+            self.layers[i] = eager_layer_weights(self.m, kind, self.layers[i])
+        self.lm_head = _t(self.lm_head)  # (vocab, d), as nn.Linear holds it
+        rope_dim = self.m["head_dim"]
+        self.inv_freq = 1.0 / (500000.0 ** (torch.arange(0, rope_dim, 2, device=DEV, dtype=torch.float32)
+                                            / rope_dim))
+        self.style = "eager"
+        self.weight_bytes = sum(t.numel() * t.element_size() for t in self._tensors())
 
     def _tensors(self):
         yield self.emb
@@ -542,9 +776,17 @@ class Model:
                 else:
                     yield part
 
-    def state(self, B, cmax, S, ctx):
-        """Cache for `cmax` tokens per sequence, rope tables for positions [ctx, ctx+S)."""
+    def state(self, B, cmax, S, ctx, chunk=0):
+        """Cache for `cmax` tokens per sequence, rope tables for positions [ctx, ctx+S). With `chunk` (a mixed
+        step: B decodes, S = 1, at context ctx, plus a fresh request's prefill chunk of `chunk` tokens) each
+        softmax layer also gets the chunk's cache, and the positions are the chunk's [0, chunk) then ctx for
+        each decode. The chunk's cache is zeros (written before it is read), so the decode caches hold the
+        same random contents as state(B, cmax, 1, ctx) after the same seed."""
         m = self.m
+        if chunk and any(k not in ("attn", "gated_attn") for k in self.kinds):
+            raise NotImplementedError("mixed steps: only models whose every mixer is softmax attention")
+        if chunk and m.get("window"):
+            raise NotImplementedError("mixed steps: not with a sliding window")
         states = []
         for kind in self.kinds:
             if kind == "gdn":
@@ -571,14 +813,32 @@ class Model:
                 shape = (B, m["kv_heads"], min(cmax, m.get("window") or cmax), m["head_dim"])
                 states.append({"k": torch.randn(*shape, device=DEV, dtype=DT),
                                "v": torch.randn(*shape, device=DEV, dtype=DT)})
-        rope_dim = m.get("qk_rope_head_dim", m.get("head_dim"))
-        cos, sin = rope_tables(torch.arange(ctx, ctx + S, device=DEV).repeat(B), rope_dim)  # per row (B*S)
-        for s in states:
-            s["cos"], s["sin"] = cos[:, None, :], sin[:, None, :]
+                if chunk:
+                    shape = (1, m["kv_heads"], chunk, m["head_dim"])
+                    states[-1].update(pk=torch.zeros(*shape, device=DEV, dtype=DT),
+                                      pv=torch.zeros(*shape, device=DEV, dtype=DT), chunk=chunk)
+        positions = torch.arange(ctx, ctx + S, device=DEV).repeat(B)  # per row (B*S)
+        if chunk:
+            positions = torch.cat((torch.arange(chunk, device=DEV), positions))
+        self.set_positions(states, positions)
         return states
 
+    def set_positions(self, states, positions):
+        """Rope tables for the step's rows (one position per row, B*S of them): per-row cos/sin (the engine
+        style), and the positions themselves, from which the eager style builds its tables inside the step,
+        as HF's rotary module does."""
+        rope_dim = self.m.get("qk_rope_head_dim", self.m.get("head_dim"))
+        cos, sin = rope_tables(positions, rope_dim)
+        for s in states:
+            s["cos"], s["sin"] = cos[:, None, :], sin[:, None, :]
+            s["pos"] = positions
+
     def step(self, tokens, states, phase, ctx, backend):
-        """tokens (B, S) -> logits of the last position (B, vocab)."""
+        """tokens (B, S) -> logits of the last position (B, vocab). A mixed step takes tokens (1, P + B) (the
+        chunk's P, then one per decode) and returns the logits of the chunk's last token and of each decode
+        (B + 1, vocab)."""
+        if self.style == "eager":
+            return self._step_eager(tokens, states, phase, ctx, backend)
         B, S = tokens.shape
         d = self.m["hidden"]
         x = self.emb[tokens].view(B * S, d)
@@ -598,7 +858,32 @@ class Model:
             h, res = K["add_rms_norm"](x.view(B * S, d), res, layer["n2"])
             x = all_reduce(ffn(layer["ffn"], h.view(B, S, d)))
         h, _ = K["add_rms_norm"](x.view(B * S, d), res, self.final_norm)
+        if phase == "mixed":
+            return h[states[0]["chunk"] - 1:] @ self.lm_head
         return h.view(B, S, d)[:, -1] @ self.lm_head
+
+    def _step_eager(self, tokens, states, phase, ctx, backend):
+        """The step as an HF-transformers model's forward runs it (eager, op for op; see eager_attn)."""
+        from torch.nn.attention import sdpa_kernel
+
+        B, S = tokens.shape
+        x = F.embedding(tokens, self.emb)
+        cos, sin = hf_rotary_tables(self.inv_freq, states[0]["pos"].view(B, S), x.dtype)
+        with sdpa_kernel([backend]):  # once per step (HF sets no backend; this pins the harness's choice)
+            for kind, layer, st in zip(self.kinds, self.layers, states, strict=True):
+                residual = x
+                h = hf_rms_norm(x, layer["n1"])
+                if kind == "gdn":
+                    h = eager_gdn(self.m, layer["mix"], h, st, phase)
+                else:
+                    h = eager_attn(self.m, layer["mix"], h, st, phase, ctx, backend, kind == "gated_attn", cos, sin)
+                x = residual + all_reduce(h)
+                residual = x
+                h = eager_mlp(layer["ffn"], hf_rms_norm(x, layer["n2"]))
+                x = residual + all_reduce(h)
+            x = hf_rms_norm(x, self.final_norm)
+        rows = x[0, states[0]["chunk"] - 1:] if phase == "mixed" else x[:, -1]
+        return F.linear(rows, self.lm_head)
 
 
 # ---------------------------------------------------------------- timing
@@ -609,9 +894,46 @@ def rel_err(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
+def time_step_eager(fn, target_s):
+    """--style eager: the step as an eager user sees it. Three warm-up calls, then per repetition a device
+    sync (the queue empty, as after reading the previous step's logits), CUDA events around the eager call,
+    so the host's launch cost is in the time wherever the GPU waits for it; the host's own time to issue
+    the call (perf_counter around it) is kept too. Returns (stats, False)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    one = max(time.perf_counter() - t, 1e-6)
+    reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
+    reps = agreed(reps, "MIN")
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    host = []
+    for i in range(reps):
+        torch.cuda.synchronize()
+        starts[i].record()
+        h0 = time.perf_counter()
+        out = fn()
+        host.append(time.perf_counter() - h0)
+        ends[i].record()
+        del out
+    torch.cuda.synchronize()
+    ts = sorted(s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends, strict=True))
+    host.sort()
+
+    def q(p, xs=ts):
+        return xs[min(len(xs) - 1, round(p * (len(xs) - 1)))]
+
+    return {"med": q(0.5), "p10": q(0.1), "p90": q(0.9), "reps": reps, "host_med": q(0.5, host)}, False
+
+
 def time_step(fn, target_s):
     """Capture fn in a CUDA graph and replay it; returns (stats, used_graph). Falls back to timing plain
-    launches where capture fails (reported in the record)."""
+    launches where capture fails (reported in the record). --style eager: time_step_eager."""
+    if R.style == "eager":
+        return time_step_eager(fn, target_s)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -700,11 +1022,12 @@ def passing_backends(model, phase):
         order = [entry for entry in order if entry[0] == R.attention]
     B, S = (1, 300) if phase == "prefill" else (2, 1)
     ctx = 0 if phase == "prefill" else 257
-    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+    chunk = 37 if phase == "mixed" else 0  # a mixed step: a 37-token chunk and 2 decodes at context 257
+    tokens = torch.randint(0, model.m["vocab"], (1, chunk + B) if chunk else (B, S), device=DEV)
     def fresh_states(pad_v):
         # the same cache contents for every run: a decode step updates the conv state in place
         torch.manual_seed(11)
-        states = model.state(B, ctx + S, S, ctx)
+        states = model.state(B, ctx + S, S, ctx, chunk=chunk)
         for s in states:
             s["pad_v"] = pad_v
         return states
@@ -733,7 +1056,8 @@ def passing_backends(model, phase):
             # every rank must keep the same backends: each is timed with collectives in its graph
             ok = bool(agreed(int(bool(torch.isfinite(out).all()) and err < STEP_BOUND), "MIN"))
             R.checks.append((f"{model.name} {phase} step via {label} vs math reference", err, ok))
-            log(f"CHECK {model.name} {phase} B={B} S={S} ctx={ctx} {label} pad_v={pad_v} fused={R.fused}: "
+            extra = (f" P={chunk}" if chunk else "") + (f" style={R.style}" if R.style != "engine" else "")
+            log(f"CHECK {model.name} {phase} B={B} S={S} ctx={ctx}{extra} {label} pad_v={pad_v} fused={R.fused}: "
                 f"rel_err {err:.3e} (bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
             if ok:
                 passing.append((label, backend, pad_v))
@@ -742,14 +1066,15 @@ def passing_backends(model, phase):
     return passing
 
 
-def step_fn(model, phase, B, n, backend, pad_v):
-    """One step at (B, n) (n: context for decode, prompt for prefill) as a closure over freshly built
-    states and tokens from this rank's vocabulary shard; dropping the closure frees the states."""
-    ctx, S = (n, 1) if phase == "decode" else (0, n)
-    states = model.state(B, ctx + S, S, ctx)
+def step_fn(model, phase, B, n, backend, pad_v, chunk=0):
+    """One step at (B, n) (n: context for decode and mixed, prompt for prefill; chunk: a mixed step's
+    prefill tokens) as a closure over freshly built states and tokens from this rank's vocabulary shard;
+    dropping the closure frees the states."""
+    ctx, S = (0, n) if phase == "prefill" else (n, 1)
+    states = model.state(B, ctx + S, S, ctx, chunk=chunk)
     for st in states:
         st["pad_v"] = pad_v
-    tokens = torch.randint(0, model.m["vocab"], (B, S), device=DEV)
+    tokens = torch.randint(0, model.m["vocab"], (1, chunk + B) if chunk else (B, S), device=DEV)
 
     def fn():
         with torch.inference_mode():
@@ -758,7 +1083,7 @@ def step_fn(model, phase, B, n, backend, pad_v):
     return fn
 
 
-def fastest_backend(model, phase, candidates, B, n):
+def fastest_backend(model, phase, candidates, B, n, chunk=0):
     """Of the backends that pass the check, the one whose step is fastest at (B, n), the phase's heaviest
     point, as a serving engine picks its attention backend per model: cuDNN's decode at head dim 256 is
     slower than FlashAttention-2's (measurements/h200-torch-head-dim.jsonl) while at 128 it is faster."""
@@ -766,13 +1091,13 @@ def fastest_backend(model, phase, candidates, B, n):
         return candidates[0]
     times = {}
     for label, backend, pad_v in candidates:
-        fn = step_fn(model, phase, B, n, backend, pad_v)
+        fn = step_fn(model, phase, B, n, backend, pad_v, chunk)
         # the slowest rank's time, so that all ranks make the same choice
         times[label] = agreed(round(time_step(fn, 0.1)[0]["med"] * 1e6), "MAX") * 1e-6
         fn = None  # frees its states before the next backend's
         torch.cuda.empty_cache()
     best = min(candidates, key=lambda c: times[c[0]])
-    log(f"  {model.name} {phase}: backend by speed at B={B} n={n}: "
+    log(f"  {model.name} {phase}: backend by speed at B={B} n={n}{f' P={chunk}' if chunk else ''}: "
         + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in times.items()) + f" -> {best[0]}")
     return best
 
@@ -793,15 +1118,81 @@ def check_cache_consistency(model):
         for s in st:
             s["pad_v"] = False
         model.step(tokens[:, :-1], st, "prefill", 0, SDPBackend.MATH)
-        cos, sin = rope_tables(torch.arange(S - 1, S, device=DEV).repeat(B), st[0]["cos"].shape[-1] * 2)
-        for s in st:
-            s["cos"], s["sin"] = cos[:, None, :], sin[:, None, :]
+        model.set_positions(st, torch.arange(S - 1, S, device=DEV).repeat(B))
         last = model.step(tokens[:, -1:], st, "decode", S - 1, SDPBackend.MATH)
     err = rel_err(last, full)
     ok = bool(torch.isfinite(last).all()) and err < 3e-2
     R.checks.append((f"{model.name} prefill(S) vs prefill(S-1)+decode", err, ok))
     log(f"CHECK {model.name} logits of prefill(S={S}) vs prefill(S-1) + decode step: rel_err {err:.3e} "
         f"(bound 3e-2) {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def check_styles(model) -> bool:
+    """--style eager, before the timed points: the eager step against the engine step on the same weights (a
+    decode of 2 sequences at context 257 and a prefill of 300 tokens, math-backend attention in both, the
+    engine's elementwise work as it runs it: torch.compile'd unless --no-fuse). Re-lays the model's weights
+    out for the eager style (Model.to_eager) between the two."""
+    from torch.nn.attention import SDPBackend
+
+    points = [("decode", 2, 257, 1), ("prefill", 1, 0, 300)]
+    tokens = {ph: torch.randint(0, model.m["vocab"], (B, S), device=DEV) for ph, B, _, S in points}
+    outs = {}
+    for style in ("engine", "eager"):
+        if style == "eager":
+            model.to_eager()
+        for ph, B, ctx, S in points:
+            torch.manual_seed(13)  # the same cache contents (and GDN state) for both styles
+            st = model.state(B, ctx + S, S, ctx)
+            for s in st:
+                s["pad_v"] = False
+            with torch.inference_mode():
+                outs[(style, ph)] = model.step(tokens[ph], st, ph, ctx, SDPBackend.MATH)
+    passed = True
+    for ph, B, ctx, S in points:
+        err = rel_err(outs[("eager", ph)], outs[("engine", ph)])
+        ok = bool(torch.isfinite(outs[("eager", ph)]).all()) and err < STEP_BOUND
+        passed = passed and ok
+        R.checks.append((f"{model.name} {ph} eager-style step vs engine-style step", err, ok))
+        log(f"CHECK {model.name} {ph} B={B} S={S} ctx={ctx} eager style vs engine style (same weights, math "
+            f"attention, fused={R.fused}): rel_err {err:.3e} (bound {STEP_BOUND:g}) {'PASS' if ok else 'FAIL'}")
+    return passed
+
+
+def check_mixed_consistency(model) -> bool:
+    """A mixed step (a 37-token chunk of a fresh request + 3 decodes at context 9) against the chunk
+    prefilled alone and the decodes stepped alone on the same caches: the logits of the chunk's last token
+    and of each decode must be what each gets alone (checks the row split, the two caches, the positions).
+    The short context makes a decode reading one cache slot too few or too many show (on a 3-layer CPU
+    model: 0.15 at context 9, 0.015 at 129). Math-backend attention; the bound is the prefill(S) vs
+    prefill(S-1)+decode check's."""
+    from torch.nn.attention import SDPBackend
+
+    P, B, ctx = 37, 3, 9
+    chunk = torch.randint(0, model.m["vocab"], (1, P), device=DEV)
+    dec = torch.randint(0, model.m["vocab"], (B, 1), device=DEV)
+    with torch.inference_mode():
+        torch.manual_seed(17)
+        st = model.state(B, ctx + 1, 1, ctx, chunk=P)
+        for s in st:
+            s["pad_v"] = False
+        mixed = model.step(torch.cat((chunk[0], dec[:, 0]))[None], st, "mixed", ctx, SDPBackend.MATH)
+        st = model.state(1, P, P, 0)
+        for s in st:
+            s["pad_v"] = False
+        alone = [model.step(chunk, st, "prefill", 0, SDPBackend.MATH)]
+        torch.manual_seed(17)
+        st = model.state(B, ctx + 1, 1, ctx)
+        for s in st:
+            s["pad_v"] = False
+        alone.append(model.step(dec, st, "decode", ctx, SDPBackend.MATH))
+    ref = torch.cat(alone)
+    err = rel_err(mixed, ref)
+    ok = bool(torch.isfinite(mixed).all()) and mixed.shape == ref.shape and err < 3e-2
+    R.checks.append((f"{model.name} mixed step vs chunk prefill + decodes alone", err, ok))
+    log(f"CHECK {model.name} mixed step (P={P} + B={B} at ctx={ctx}) vs the chunk's prefill and the decodes "
+        f"alone{f' style={R.style}' if R.style != 'engine' else ''}: rel_err {err:.3e} (bound 3e-2) "
+        f"{'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -910,6 +1301,14 @@ def run_model(name):
     torch.manual_seed(0)
     model = Model(name)
     log(f"  weights {model.weight_bytes / 2**30:.2f} GiB")
+    if R.style == "eager":
+        if m["kind"] not in EAGER_KINDS:
+            log(f"  {name}: --style eager is implemented for {', '.join(EAGER_KINDS)} models only; skipped")
+            R.errors.append((name, "no eager style for this model kind"))
+            return
+        if not check_styles(model):  # (re-lays the weights out for the eager style)
+            R.errors.append((name, "eager-style step disagrees with the engine-style step"))
+            return
     recurrent = m["kind"] in ("hybrid_gdn", "hybrid_kda")
     if not recurrent and not check_cache_consistency(model):  # (a recurrent state is not carried over)
         R.errors.append((name, "cache consistency check failed"))
@@ -932,27 +1331,38 @@ def run_model(name):
             torch._dynamo.reset()
             set_fusion(True)
     mix_kinds = sorted(set(model.kinds))
-    points = [("decode", b, c) for b, c in m["decode"]] + [("prefill", b, s) for b, s in m["prefill"]]
+    decode_pts, prefill_pts = R.points.get("decode", m["decode"]), R.points.get("prefill", m["prefill"])
+    # (phase, batch, n, chunk): n is the context (decode, mixed) or the prompt (prefill); chunk a mixed step's
+    # prefill tokens
+    points = [("decode", b, c, 0) for b, c in decode_pts] + [("prefill", b, s, 0) for b, s in prefill_pts]
     points = [p for p in points if p[0] in R.phases]
     if R.quick:
-        points = [("decode", *m["decode"][0]), ("prefill", *m["prefill"][0])]
+        points = [("decode", *decode_pts[0], 0), ("prefill", *prefill_pts[0], 0)]
+    if "mixed" in R.phases:
+        if set(model.kinds) <= {"attn", "gated_attn"} and not m.get("window"):
+            mixed_pts = R.points.get("mixed", MIXED_POINTS)
+            points += [("mixed", b, c, chunk) for chunk, b, c in mixed_pts[:1 if R.quick else None]]
+        else:
+            log(f"  {name}: mixed steps run for softmax-attention models without a window only; none here")
     kernels = {}
     chosen = {}
-    for phase, B, n in points:
+    for phase, B, n, chunk in points:
         if past_model_end():
             log(f"  {name}: model budget reached, skipping the remaining points")
             break
         if phase not in chosen:
             passing = passing_backends(model, phase)
+            if phase == "mixed" and passing and not check_mixed_consistency(model):
+                R.errors.append((name, "mixed-step consistency check failed"))
+                passing = []
             if not passing:
                 R.errors.append((name, f"no attention backend passed the {phase} check"))
                 log(f"  {name} {phase}: no backend passed the check; not timed")
                 chosen[phase] = (None, None, False)
             else:
-                heaviest = max((p for p in points if p[0] == phase),
-                               key=lambda p: p[1] * p[2] * (p[2] if phase == "prefill" else 1))
+                heaviest = max((p for p in points if p[0] == phase), key=point_weight)
                 try:
-                    chosen[phase] = fastest_backend(model, phase, passing, heaviest[1], heaviest[2])
+                    chosen[phase] = fastest_backend(model, phase, passing, heaviest[1], heaviest[2], heaviest[3])
                 except torch.OutOfMemoryError:  # that point will not run either (an 80 GB GPU)
                     torch.cuda.empty_cache()
                     chosen[phase] = passing[0]
@@ -961,29 +1371,33 @@ def run_model(name):
         label, backend, pad_v = chosen[phase]
         if label is None:
             continue
-        ctx, S = (n, 1) if phase == "decode" else (0, n)
+        ctx, S = (0, n) if phase == "prefill" else (n, 1)
+        at = f"B={B} n={n}" + (f" P={chunk}" if chunk else "")
         try:
-            fn = step_fn(model, phase, B, n, backend, pad_v)
+            fn = step_fn(model, phase, B, n, backend, pad_v, chunk)
             profiled = None
             if phase not in kernels or R.profile_all:
                 fn()
                 torch.cuda.synchronize()
                 try:
                     kernels[phase], profiled, top = profile_step(fn)
-                    log(f"  profile {phase} B={B} n={n} (eager, device time by class, s): {profiled}")
+                    log(f"  profile {phase} {at} (eager, device time by class, s): {profiled}")
                     for kname, sec, ncalls in top:
                         log(f"    {sec * 1e3:9.3f} ms {ncalls:5d}x {kernel_class(kname):11s} {kname[:140]}")
                 except Exception as exc:  # the profiler is a nicety; never lose the timing to it
                     log(f"  profiler failed: {exc!r}")
                     kernels[phase] = None
-            t, used_graph = time_step(fn, 0.15 if R.quick else 0.6)
+            # eager steps are host-bound and jittery (a first H200 run: p10-p90 spread up to 55% of the median
+            # over 17-29 calls of 0.6 s in all), so they get more calls
+            target = (0.15 if R.quick else 0.6) * (4 if R.style == "eager" else 1)
+            t, used_graph = time_step(fn, target)
         except torch.OutOfMemoryError:
-            log(f"  {name} {phase} B={B} n={n}: out of memory, skipped")
+            log(f"  {name} {phase} {at}: out of memory, skipped")
             fn = None  # the closure holds the states
             torch.cuda.empty_cache()
             continue
         except Exception as exc:
-            log(f"  {name} {phase} B={B} n={n}: {exc!r}\n{traceback.format_exc(limit=5)}")
+            log(f"  {name} {phase} {at}: {exc!r}\n{traceback.format_exc(limit=5)}")
             R.errors.append((name, repr(exc)))
             fn = None  # the closure holds the states
             torch.cuda.empty_cache()
@@ -994,9 +1408,17 @@ def run_model(name):
                "layers": m["layers"], "mixers": mix_kinds, "batch": B, "context": ctx, "seq_len": S,
                "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-model-step",
                "time_s": t["med"], "p10_s": t["p10"], "p90_s": t["p90"], "reps": t["reps"],
-               "cuda_graph": used_graph, "fused_elementwise": R.fused, "kernels_per_step": kernels[phase],
+               "cuda_graph": used_graph, "fused_elementwise": R.fused and R.style == "engine",
+               "kernels_per_step": kernels[phase],
                "attention_kernel": attention_kernel_label(m, phase, B, S, label, pad_v),
-               "weights_bytes": model.weight_bytes}
+               "weights_bytes": model.weight_bytes, "step_style": R.style}
+        if phase == "mixed":
+            rec["prefill_tokens"] = chunk  # + `batch` decodes at `context`, one forward
+        if R.style == "eager":
+            # CUDA events around the eager call after a device sync: the host's launch cost is in time_s
+            # wherever the GPU waited for it; host_call_s is the host's own time to issue the call
+            rec["host_launch_included"] = True
+            rec["host_call_s"] = t["host_med"]
         if R.tp > 1:
             rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py
             rec["weights_bytes_per_rank"] = rec.pop("weights_bytes")
@@ -1005,14 +1427,29 @@ def run_model(name):
         if m["kind"] == "hybrid_gdn":
             rec["scan_kernel"] = "fla " + ("fused_recurrent_gated_delta_rule" if phase == "decode"
                                            else "chunk_gated_delta_rule")
+            if R.style == "eager":
+                rec["conv_kernel"] = "torch F.conv1d (HF's torch fallback)"
         if m["kind"] == "hybrid_kda":
             rec["scan_kernel"] = "fla " + ("fused_recurrent_kda" if phase == "decode" else "chunk_kda")
         emit(rec)
-        log(f"  {name:22s} {phase:7s} B={B:4d} ctx={ctx:6d} S={S:6d} {t['med'] * 1e3:9.3f} ms "
-            f"(p10 {t['p10'] * 1e3:.3f}, p90 {t['p90'] * 1e3:.3f}, {t['reps']} reps, graph={used_graph}, "
-            f"{kernels[phase]} kernels)")
+        log(f"  {name:22s} {phase:7s} B={B:4d} ctx={ctx:6d} S={S:6d}{f' P={chunk:5d}' if chunk else ''} "
+            f"{t['med'] * 1e3:9.3f} ms (p10 {t['p10'] * 1e3:.3f}, p90 {t['p90'] * 1e3:.3f}, {t['reps']} reps, "
+            f"graph={used_graph}, {kernels[phase]} kernels"
+            + (f", style {R.style}, host call {t['host_med'] * 1e3:.3f} ms" if R.style == "eager" else "") + ")")
     del model
     torch.cuda.empty_cache()
+
+
+def host_cpu() -> str:
+    """The host's CPU model and logical CPU count (the eager style's header)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    return f"unknown ({os.cpu_count()} logical CPUs)"
 
 
 def main(argv=None):
@@ -1026,10 +1463,32 @@ def main(argv=None):
     ap.add_argument("--attention", default="auto", choices=["auto", "torch-sdpa-cudnn", "torch-sdpa-flash"],
                     help="SDPA backend of the attention layers (auto: of those that pass the check, the faster at "
                          "the phase's heaviest point)")
-    ap.add_argument("--phases", default="decode,prefill", help="which phases to time (decode, prefill)")
+    ap.add_argument("--phases", default="decode,prefill",
+                    help="which phases to time (decode, prefill, mixed: a prefill chunk + decodes in one step)")
+    ap.add_argument("--style", default="engine", choices=["engine", "eager"],
+                    help="engine: fused QKV / gate-up GEMMs, torch.compile'd elementwise, CUDA graphs; eager: a "
+                         "plain PyTorch / HF-transformers step, op for op, no graph, host launch cost included")
+    ap.add_argument("--decode-points", default=None, help="BxC,... (batch x context) instead of model_shapes.py's")
+    ap.add_argument("--prefill-points", default=None, help="BxS,... (batch x prompt) instead of model_shapes.py's")
+    ap.add_argument("--mixed-points", default=None,
+                    help="PxBxC,... (chunk tokens x decodes x context; default "
+                         + ",".join("x".join(map(str, p)) for p in MIXED_POINTS) + ")")
     a = ap.parse_args(argv[1:])
     R.attention = a.attention
     R.phases = frozenset(a.phases.split(","))
+    if R.phases - {"decode", "prefill", "mixed"}:
+        ap.error(f"--phases: unknown {', '.join(sorted(R.phases - {'decode', 'prefill', 'mixed'}))}")
+    R.style = a.style
+    for phase, spec, width in (("decode", a.decode_points, 2), ("prefill", a.prefill_points, 2),
+                               ("mixed", a.mixed_points, 3)):
+        if spec:
+            try:
+                pts = [tuple(int(v) for v in item.lower().split("x")) for item in spec.split(",") if item]
+            except ValueError:
+                ap.error(f"--{phase}-points: integers joined by x, e.g. {'512x8x2048' if width == 3 else '8x4096'}")
+            if not pts or any(len(p) != width or min(p) < 1 for p in pts):
+                ap.error(f"--{phase}-points: {width} positive integers per point, joined by x")
+            R.points[phase] = pts
     if a.tp > 1:
         import torch.distributed as dist
 
@@ -1055,8 +1514,10 @@ def main(argv=None):
     if R.rank != 0:  # every rank runs the same steps (collectives must match); rank 0 writes
         a.out, a.log = os.devnull, None
     R.out = sys.stdout if a.out == "-" else open(a.out, "w")  # noqa: SIM115
-    h = gpu_header(R.gpu_name, R.hardware, argv, R.quick, fused_elementwise=R.fused, deadline_s=R.deadline,
-                   tp=R.tp)
+    # an eager step's time is mostly the host's (its CPU is named: two H200 machines gave 0.9-1.8x apart)
+    host = {"host_cpu": host_cpu()} if R.style == "eager" else {}
+    h = gpu_header(R.gpu_name, R.hardware, argv, R.quick, fused_elementwise=R.fused and R.style == "engine",
+                   deadline_s=R.deadline, tp=R.tp, step_style=R.style, **host)
     R.out.write(json.dumps(h) + "\n")
     log(json.dumps(h))
     names = [n for n in MODELS if n in a.only.split(",")]
