@@ -156,5 +156,75 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
                          parse_layout(decode_layout), None if tpot_ms is None else tpot_ms / 1e3)
 
 
+def _levels(text: Any, field: str, *, whole: bool) -> list[float]:
+    """'1,8,64' or a list -> positive numbers, at most 10,000 of them; one-line errors name the option."""
+    import math
+
+    from costsim.errors import CostsimError
+
+    parts = text if isinstance(text, list | tuple) else [p for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise CostsimError(f"{field}: empty; give e.g. 1,8,64")
+    if len(parts) > 10_000:
+        raise CostsimError(f"{field}: {len(parts):,} levels; give at most 10,000")
+    out = []
+    for part in parts:
+        try:
+            value = float(part)
+        except (TypeError, ValueError):
+            raise CostsimError(f"{field}: '{part}' is not a number; give e.g. 1,8,64") from None
+        if not (value > 0 and math.isfinite(value)) or (whole and not value.is_integer()):
+            kind = "whole number" if whole else "number"
+            raise CostsimError(f"{field}: must be a positive {kind}, got {part}")
+        if value > 1e9:
+            raise CostsimError(f"{field}: {part} is beyond any deployment; give at most 1e9")
+        out.append(value)
+    return out
+
+
+def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, engine: str | None = None,
+          layout: str | None = None, isl: int | str = 1024, osl: int | str = 1024,
+          concurrency: Any = None, request_rate: Any = None, offline: bool = False, requests: int | str = 1000,
+          speculative: str | None = None, price: float | None = None, weights: str = "bf16",
+          kv_cache: str = "bf16", state: str = "fp32") -> list[dict[str, Any]]:
+    """The `costsim serve` rows: one per load level (concurrency N users, a Poisson request rate, or an
+    offline batch of requests), with throughput per device and per user, TTFT / TPOT / ITL (mean, p50,
+    p99) and $/Mtok, as the engine's step loop gives them (docs/serving.md)."""
+    import numpy as np
+
+    from costsim.errors import CostsimError
+    from costsim.hardware import load_hardware
+    from costsim.serving.engines import load_engine
+    from costsim.serving.serve import serve as run_serve
+    from costsim.serving.workload import Workload
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import Layout, parse_layout
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    check_price(price)
+    chosen = sum(x for x in (concurrency is not None, request_rate is not None, bool(offline)))
+    if chosen != 1:
+        raise CostsimError("serve: give exactly one of --concurrency N, --request-rate R or --offline "
+                           "(--requests N)")
+    prompt, out = parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl")
+    if prompt + out > 100_000_000:
+        raise CostsimError(f"--isl/--osl: {prompt + out:,} tokens per request; at most 100M")
+    hw = load_hardware(hardware, usd_per_hour=price)
+    eng = load_engine(engine)
+    lay = parse_layout(layout) if layout else Layout()
+    if concurrency is not None:
+        work = Workload(prompt, out, concurrency=np.asarray(_levels(concurrency, "--concurrency", whole=True)))
+    elif request_rate is not None:
+        work = Workload(prompt, out, request_rate=np.asarray(_levels(request_rate, "--request-rate", whole=False)))
+    else:
+        n = parse_tokens(requests, "--requests")
+        if n > 1e9:
+            raise CostsimError(f"--requests: {n:,} is beyond any benchmark; give at most 1e9")
+        work = Workload(prompt, out, offline_requests=n)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    return run_serve(spec, hw, dep, lay, eng, work, speculative)
+
+
 __all__ = ["disaggregate", "estimate", "estimate_layout", "inspect_model", "list_hardware", "list_models",
-           "load_model", "plan"]
+           "load_model", "plan", "serve"]

@@ -487,6 +487,100 @@ def sweep(
         _write(dumps_table(headers, body, title=f"{metric} vs context"), output)
 
 
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="serving engine: vllm (default), sglang, trtllm, "
+                                                             "pytorch-eager, or a profile .toml")]
+SERVE_COLUMNS = ["load", "batch", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT p50 ms", "TTFT p99 ms",
+                 "TPOT p50 ms", "ITL p99 ms", "$/Mtok out", "$/Mtok in", "note"]
+
+
+def _serve_load(r: dict[str, Any]) -> str:
+    if r.get("offline"):
+        return f"offline {r['requests']:,}"
+    if r.get("request_rate") is not None:
+        return f"{r['request_rate']:g} req/s"
+    return f"{r['concurrency']:,} users"
+
+
+def _ms(value: dict[str, float] | None, stat: str) -> str:
+    return "-" if value is None else f"{value[stat] * 1e3:,.1f}"
+
+
+def _serve_table(rows: list[dict[str, Any]]) -> str:
+    from costsim.output.formats import dumps_table
+
+    def num(r: dict[str, Any], key: str, fmt: str) -> str:
+        return "-" if r.get(key) is None else format(r[key], fmt)
+
+    first = rows[0]
+    body = [[_serve_load(r), f"{r['batch']:,.0f}", num(r, "output_tokens_per_s", ",.0f"),
+             num(r, "output_tokens_per_s_per_device", ",.0f"), num(r, "tokens_per_s_per_user", ",.1f"),
+             _ms(r.get("ttft_s"), "p50"), _ms(r.get("ttft_s"), "p99"), _ms(r.get("tpot_s"), "p50"),
+             _ms(r.get("itl_s"), "p99"), num(r, "usd_per_mtok_output", ",.3f"), num(r, "usd_per_mtok_input", ",.3f"),
+             r.get("reason", "")] for r in rows]
+    title = (f"{first['model']} on {first['hardware']} x {first['devices']} ({_layout_label(first['layout'])}), "
+             f"{first['engine']} {first['engine_version']}, {first['isl']:,} in / {first['osl']:,} out"
+             + (f", speculative {first['speculative']}" if first.get("speculative") else ""))
+    text = dumps_table(SERVE_COLUMNS, body, title=title)
+    if first["fits_memory"]:
+        pool = first["evidence"]["kv_pool"]
+        text += (f"\n\nKV pool per device {pool['kv_pool_bytes'] / 2**30:,.2f} GiB of "
+                 f"{pool['capacity_bytes'] / 2**30:,.2f} GiB ({first['capacity_sequences']:,.0f} requests at once)")
+    stand_ins = [f"{a['phase']} {a['kernel']} priced by {a['table'] or 'defaults'} ({a['status']})"
+                 for a in first["evidence"]["attention"] if a["status"] != "fitted"]
+    if stand_ins:
+        text += "\nattention: " + "; ".join(stand_ins)
+    return text
+
+
+def _layout_label(layout: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in layout.items() if v != 1) or "single"
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-8b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
+    engine: EngineOpt = None,
+    layout: LayoutOpt = None,
+    isl: Annotated[str, typer.Option("--isl", help="prompt tokens per request")] = "1k",
+    osl: Annotated[str, typer.Option("--osl", help="output tokens per request")] = "1k",
+    concurrency: Annotated[str | None, typer.Option(help="concurrent users (closed loop), e.g. 1,8,64")] = None,
+    request_rate: Annotated[str | None, typer.Option(help="Poisson arrivals, requests/s, e.g. 1,5,10")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="all --requests queued at once")] = False,
+    requests: Annotated[str, typer.Option(help="with --offline: how many requests")] = "1000",
+    speculative: Annotated[str | None, typer.Option(help="speculative method of the engine profile: eagle3, mtp")]
+    = None,
+    price: PriceOpt = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """What a serving engine delivers under a request workload: throughput per device and per user,
+    TTFT, TPOT and ITL (p50 / p99), $/Mtok, from the engine's step loop (docs/serving.md)."""
+    from costsim.api import serve as run_serve
+
+    if concurrency is None and request_rate is None and not offline:
+        concurrency = "1,8,32,64,128,256"
+    rows = run_serve(model, hardware, engine=engine, layout=layout, isl=isl, osl=osl, concurrency=concurrency,
+                     request_rate=request_rate, offline=offline, requests=requests, speculative=speculative,
+                     price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value)
+    flat = [{k: v for k, v in r.items() if k not in ("evidence", "layout", *TIMED)} | _flat_times(r) for r in rows]
+    _render(fmt, output, rows if len(rows) > 1 else rows[0], flat, lambda: _serve_table(rows))
+
+
+TIMED = ("ttft_s", "tpot_s", "itl_s")
+
+
+def _flat_times(r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"layout": _layout_label(r["layout"])}
+    for key in TIMED:
+        for stat in ("mean", "p50", "p99"):
+            out[f"{key.removesuffix('_s')}_{stat}_s"] = None if r.get(key) is None else r[key][stat]
+    return out
+
+
 @app.command()
 def compare(
     model: Annotated[str, typer.Option("--model", "-m", help="preset name or config.json")] = "llama-3.1-70b",

@@ -4,8 +4,8 @@
     fraction_of_free (TensorRT-LLM):   pool = (capacity - weights - runtime - activations) x fraction
 
 `activations` is the peak of the engine's profiling forward: the largest step's tokens through the widest
-layer plus the sampler's fp32 logits,
-    activation_copies x max_batched_tokens x (4 d + 2 w) x act_bytes + logits_copies x max_num_seqs x V x 4,
+layer, or the sampler's fp32 logits after it, whichever is larger,
+    max(activation_copies x max_batched_tokens x (4 d + 2 w) x act_bytes, logits_copies x max_num_seqs x V x 4),
 with w the widest FFN per device (top_k experts' width for MoE) and V the vocabulary per device
 (docs/serving.md derives it and checks Llama-3.1-70B fp8 on one H100 by hand).
 """
@@ -36,7 +36,8 @@ def activation_bytes(engine: EngineProfile, spec: ModelSpec, p: Precision) -> fl
     tokens = s.max_batched_tokens
     hidden = tokens * (4 * spec.hidden_size + 2 * ffn_width(spec)) * p.act_bytes
     logits = min(s.max_num_seqs, tokens) * spec.vocab_size * 4.0
-    return m.activation_copies * hidden + m.logits_copies * logits
+    # the sampler runs after the forward has freed its activations: the peak is the larger of the two
+    return max(m.activation_copies * hidden, m.logits_copies * logits)
 
 
 def weights_and_pool_budget(engine: EngineProfile, hw: HardwareProfile, p: Precision

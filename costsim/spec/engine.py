@@ -83,6 +83,12 @@ class Scheduler(_Strict):
     chunked_prefill: bool = Field(True, description="a prompt is split into chunks mixed with decodes; off: "
                                   "a prefill step runs alone and decodes wait")
     prefix_caching: bool = True
+    continuous_batching: bool = Field(True, description="sequences join and leave the running batch every "
+                                      "step; False: static batches that start and end together (HF generate)")
+    reserve_full_context: bool = Field(False, description="a request is admitted only when the pool can hold "
+                                       "its whole prompt + output (TensorRT-LLM's GUARANTEED_NO_EVICT); False: "
+                                       "the pool holds the running batch at its average context (vLLM/SGLang "
+                                       "admit while blocks are free and preempt when they run out)")
 
 
 class Overheads(_Strict):
