@@ -226,5 +226,35 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
     return run_serve(spec, hw, dep, lay, eng, work, speculative)
 
 
-__all__ = ["disaggregate", "estimate", "estimate_layout", "inspect_model", "list_hardware", "list_models",
-           "load_model", "plan", "serve"]
+def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm,h200,b200", *,
+             engine: str | None = None, isl: int | str = 1024, osl: int | str = 1024, max_devices: int = 8,
+             speculative: str | None = None, weights: str = "bf16", kv_cache: str = "bf16",
+             state: str = "fp32") -> dict[str, Any]:
+    """The throughput-interactivity frontier per hardware: the Pareto set of (tokens/s per user, output
+    tokens/s per device) over layouts up to max_devices and concurrency levels, each with its $/Mtok."""
+    from costsim.errors import CostsimError
+    from costsim.hardware import hardware_names, load_hardware
+    from costsim.serving.engines import load_engine
+    from costsim.serving.frontier import frontier as run_frontier
+    from costsim.serving.serve import speculation_for
+    from costsim.spec.deployment import Deployment
+    from costsim.units import parse_tokens
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
+    if not 1 <= max_devices <= 72:
+        raise CostsimError(f"--max-devices: must be between 1 and 72, got {max_devices}")
+    names = hardware_names() if str(hardware).strip().lower() == "all" else \
+        [h.strip() for h in str(hardware).split(",") if h.strip()]
+    if not names:
+        raise CostsimError("--hardware: empty; give e.g. h100-sxm,h200")
+    eng = load_engine(engine)
+    prompt, out = parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl")
+    if prompt + out > 100_000_000:
+        raise CostsimError(f"--isl/--osl: {prompt + out:,} tokens per request; at most 100M")
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    return run_frontier(spec, [load_hardware(n) for n in names], dep, eng, prompt, out, max_devices,
+                        speculation_for(eng, speculative))
+
+
+__all__ = ["disaggregate", "estimate", "estimate_layout", "frontier", "inspect_model", "list_hardware",
+           "list_models", "load_model", "plan", "serve"]

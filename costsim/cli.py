@@ -582,6 +582,55 @@ def _flat_times(r: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command()
+def frontier(
+    model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-70b",
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")]
+    = "h100-sxm,h200,b200",
+    engine: EngineOpt = None,
+    isl: Annotated[str, typer.Option("--isl", help="prompt tokens per request")] = "1k",
+    osl: Annotated[str, typer.Option("--osl", help="output tokens per request")] = "1k",
+    max_devices: Annotated[int, typer.Option(help="largest layout (tp x pp) considered")] = 8,
+    speculative: Annotated[str | None, typer.Option(help="speculative method of the engine profile")] = None,
+    weight_dtype: WeightDtypeOpt = Dtype.bf16,
+    kv_dtype: KvDtypeOpt = Dtype.bf16,
+    state_dtype: StateDtypeOpt = Dtype.fp32,
+    plot: Annotated[str | None, typer.Option(help="write the frontier chart (HTML) here")] = None,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+) -> None:
+    """The throughput-interactivity frontier per hardware: output tokens/s per device against tokens/s
+    per user, over layouts and concurrency levels, with $/Mtok (the InferenceX view)."""
+    from costsim.api import frontier as run_frontier
+    from costsim.output.formats import dumps_table
+
+    res = run_frontier(model, hardware, engine=engine, isl=isl, osl=osl, max_devices=max_devices,
+                       speculative=speculative, weights=weight_dtype.value, kv_cache=kv_dtype.value,
+                       state=state_dtype.value)
+    if plot:
+        from costsim.output.plots import frontier_figure, write_html
+
+        write_html(frontier_figure(res), plot)
+    rows = [{"hardware": h["hardware"], **p} for h in res["hardware"] for p in h.get("frontier", [])]
+
+    def table() -> str:
+        parts = []
+        for h in res["hardware"]:
+            title = f"{res['model']} on {h['hardware']}, {res['engine']}, {res['isl']:,} in / {res['osl']:,} out"
+            if not h.get("frontier"):
+                parts.append(f"{title}: {h.get('reason', 'no point')}")
+                continue
+            body = [[p["layout"], p["devices"], f"{p['concurrency']:,.0f}", f"{p['tokens_per_s_per_user']:,.1f}",
+                     f"{p['output_tokens_per_s_per_device']:,.0f}", f"{p['usd_per_mtok_output']:,.3f}",
+                     f"{p['ttft_p50_s'] * 1e3:,.0f}", f"{p['tpot_p50_s'] * 1e3:,.1f}"] for p in h["frontier"]]
+            parts.append(dumps_table(["layout", "devices", "users", "tok/s/user", "tok/s/device", "$/Mtok out",
+                                      "TTFT ms", "TPOT ms"], body,
+                                     title=f"{title}: {len(h['frontier'])} frontier points of {h['points']}"))
+        return "\n\n".join(parts)
+
+    _render(fmt, output, res, rows, table)
+
+
+@app.command()
 def compare(
     model: Annotated[str, typer.Option("--model", "-m", help="preset name or config.json")] = "llama-3.1-70b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")] = "all",

@@ -215,6 +215,17 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
         if rows:
             figures.append(("Scenario", _scenario(rows, sc.name), f"{sc.description} ({samples} samples; "
                                                                   "combinations that do not fit are left out)"))
+    from costsim.output.plots import frontier_figure
+    from costsim.serving.engines import load_engine
+    from costsim.serving.frontier import frontier
+
+    front = frontier(specs[0], [load_hardware(h, usd_per_hour=price) for h in hardware], dep, load_engine(None),
+                     1024, 1024, min(max_devices, 8))
+    if any(h.get("frontier") for h in front["hardware"]):
+        figures.append(("Frontier", frontier_figure(front),
+                        f"{specs[0].name} served by vLLM, 1k in / 1k out: output tokens/s per device against tokens/s "
+                        "per user over layouts up to 8 devices and concurrency levels; hover for layout, users and "
+                        "$/Mtok (docs/serving.md)."))
     validation, note = _validation([load_hardware(h).name for h in hardware])
     if validation is not None:
         figures.append(("Accuracy", validation, note or "Every committed measurement of these devices."))

@@ -183,6 +183,9 @@ def _engine_step(r: dict[str, Any], hw: HardwareProfile) -> float:
     from costsim.spec.layout import Layout
 
     engine = load_engine(STEP_STYLE_ENGINE[r.get("step_style", "engine")])
+    # the harness times the forward alone (graph replay or the eager call): no scheduler, sampler or HTTP
+    engine = engine.model_copy(update={"overheads": engine.overheads.model_copy(
+        update={"step_s": 0.0, "per_sequence_s": 0.0, "ttft_floor_s": 0.0})})
     table = KERNEL_TABLE.get(str(r.get("attention_kernel", "")))
     if table is not None:
         attention = engine.attention.model_copy(update={"decode_table": table, "prefill_table": table})

@@ -116,3 +116,24 @@ def scenario_figure(title: str, tasks: list[tuple[str, Any]]):
     fig.update_layout(template="plotly_white", barmode="stack", title=title, height=320 * len(tasks) + 120,
                       width=1100)
     return fig
+
+
+def frontier_figure(result: dict[str, Any]):
+    """Output tokens/s per device against tokens/s per user, one frontier line per hardware (the
+    InferenceX / AIConfigurator view); hover shows layout, concurrency and $/Mtok."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for hw in result["hardware"]:
+        pts = hw.get("frontier") or []
+        if not pts:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[p["tokens_per_s_per_user"] for p in pts], y=[p["output_tokens_per_s_per_device"] for p in pts],
+            mode="lines+markers", name=hw["hardware"],
+            text=[f"{p['layout']} · {p['concurrency']:.0f} users · ${p['usd_per_mtok_output']:.3f}/Mtok"
+                  for p in pts], hovertemplate="%{text}<br>%{x:.1f} tok/s/user, %{y:,.0f} tok/s/device<extra></extra>"))
+    fig.update_layout(title=f"{result['model']} · {result['engine']} · {result['isl']:,} in / {result['osl']:,} out: "
+                            "throughput vs interactivity", xaxis_title="tokens/s per user (interactivity)",
+                      yaxis_title="output tokens/s per device", template="plotly_white")
+    return fig
