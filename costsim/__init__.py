@@ -41,6 +41,8 @@ _EXPORTS = {
     "compare": "costsim.sweeps",
     "sweep": "costsim.sweeps",
     "plan": "costsim.api",
+    "serve": "costsim.api",
+    "frontier": "costsim.api",
     "estimate_layout": "costsim.api",
     "disaggregate": "costsim.api",
     "build_report": "costsim.report",

@@ -696,6 +696,15 @@ def validate(
     from costsim.spec.measurement import read_measurements
     from costsim.validate import validate as run_validate
 
+    serve_files = [p for p in files if _is_serve_file(p)]
+    if serve_files:
+        if len(serve_files) != len(files):
+            from costsim.errors import CostsimError
+
+            raise CostsimError("validate: give published serve records (kind = serve) and kernel records in "
+                               "separate calls")
+        _validate_published(serve_files, fmt, output)
+        return
     records = [r for path in files for r in read_measurements(path)]
     result = run_validate(records, hardware)
     if plot:
@@ -714,6 +723,40 @@ def validate(
                              f"{st['max_abs']:.1%}", f"{st['median_signed']:+.1%}"])
         _write(dumps_table(["by", "group", "records", "median |err|", "p90 |err|", "max |err|", "median err"], rows,
                            title="predicted vs measured kernel time (err = predicted/measured - 1)"), output)
+
+
+def _is_serve_file(path: str) -> bool:
+    import json
+    from pathlib import Path
+
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        return json.loads(first).get("kind") == "serve"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _validate_published(files: list[str], fmt: Format, output: str | None) -> None:
+    """Published serving measurements predicted by costsim serve, fit and held-out sets apart."""
+    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.serving.published import check, read_published
+
+    result = check([r for path in files for r in read_published(path)])
+    if fmt is Format.json:
+        _write(dumps_json(result), output)
+        return
+    if fmt is Format.csv:
+        _write(dumps_csv([{k: v for k, v in r.items() if k not in ("layout", "quote")} for r in result["records"]]),
+               output)
+        return
+    rows = [[k, v["count"], f"{v['median_signed']:+.1%}", f"{v['median_abs']:.1%}", f"{v['p90_abs']:.1%}",
+             f"{v['max_abs']:.1%}"] for k, v in result["summary"].items() if isinstance(v, dict)]
+    text = dumps_table(["set/metric[:group]", "records", "median err", "median |err|", "p90 |err|", "max |err|"],
+                       rows, title="costsim serve vs published measurements (err = predicted/measured - 1)")
+    text += (f"\n\n{result['summary']['cases']} cases; {result['summary']['not_predicted']} records not predicted "
+             "(see --format json: not_predicted says why)")
+    _write(text, output)
 
 
 @app.command()

@@ -26,8 +26,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def test_report_has_every_section_with_data():
     page, charts = build_report(["llama-3.1-8b", "qwen3-next-80b-a3b"], ["h100-sxm"], "chat",
                                 np.geomspace(1024, 1e6, 12), samples=20)
-    assert charts == 5
-    for section in ("Anatomy", "Memory", "Serving", "Scenario", "Accuracy"):
+    assert charts == 6
+    for section in ("Anatomy", "Memory", "Serving", "Scenario", "Frontier", "Accuracy"):
         assert f"<h2>{section}</h2>" in page
     # every figure was serialised with traces that carry numbers
     payloads = re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', page, flags=re.S)

@@ -152,6 +152,8 @@ def attention_table_key(klass: str, mixer, plan: KernelPlan | None) -> str | Non
     defaults). Softmax decode tables are per head dim and GQA/MHA, as `costsim calibrate` stores them."""
     if plan is None:
         return MLA_DECODE_IMPLEMENTATION if klass == "attention_decode" and isinstance(mixer, MLAttention) else None
+    if mixer.family == "dsa":
+        return None  # DeepSeek sparse attention's kernel has no fitted table: the defaults
     if isinstance(mixer, MLAttention):
         if klass == "attention_decode" and plan.mla_decode_table:
             return f"{plan.mla_decode_table}/attention_decode/mla"

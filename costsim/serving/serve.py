@@ -84,6 +84,9 @@ def serve(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout,
                   f"({layout.label()}) holds no request of {work.isl + work.osl:,} tokens; {fix}")
         return [{**base, **_load_fields(work, load), "fits_memory": False, "batch": 0,
                  **dict.fromkeys(NULL_WHEN_IMPOSSIBLE), "reason": reason} for load in loads]
+    if "refused" in res:
+        return [{**base, **_load_fields(work, load), "fits_memory": True, "batch": 0,
+                 **dict.fromkeys(NULL_WHEN_IMPOSSIBLE), "reason": res["refused"]} for load in loads]
     rows = []
     for i, load in enumerate(loads):
         row: dict[str, Any] = {**base, **_load_fields(work, load), "fits_memory": True,

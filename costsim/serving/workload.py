@@ -132,6 +132,12 @@ def run(model: StepModel, work: Workload, spec_method: Speculation | None = None
     floor = model.engine.overheads.ttft_floor_s
     if cap < 1:
         return {"fits_memory": False, "capacity": cap}
+    s = model.engine.scheduler
+    if s.continuous_batching and not s.chunked_prefill and isl > s.max_batched_tokens:
+        return {"fits_memory": True, "capacity": cap, "refused": (
+            f"{model.engine.name} runs prompts whole (no chunked prefill) and takes at most {s.max_batched_tokens:,} "
+            f"tokens per step; a {isl:,}-token prompt needs chunked prefill on or a larger max_batched_tokens in "
+            f"an engine profile, or another engine")}
     if work.kind == "concurrency":
         users = np.asarray(work.concurrency, dtype=np.float64)
         b = np.minimum(users, cap)

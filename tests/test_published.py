@@ -1,0 +1,77 @@
+"""Published production measurements (measurements/published/serve.jsonl): every record sourced and
+quoted, and costsim serve's error on the records no fit saw, as docs/serving.md reports it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from costsim.data import data_dir
+from costsim.errors import CostsimError
+from costsim.serving.published import check, fitted_on, read_published
+
+PATH = data_dir("measurements") / "published" / "serve.jsonl"
+
+
+@pytest.fixture(scope="module")
+def result():
+    return check(read_published(PATH))
+
+
+def test_every_record_names_its_source_and_quote():
+    records = read_published(PATH)
+    assert len(records) >= 100
+    for r in records:
+        assert r["source"].startswith(("http", "github:")) and len(r["quote"]) >= 10
+        assert r["kind"] == "serve" and r["value"] > 0
+
+
+def test_at_least_thirty_cases_are_predicted(result):
+    assert result["summary"]["cases"] >= 30
+    predicted = {(r["model"], r["hardware"], r["isl"], r["osl"], r.get("concurrency"), r.get("request_rate"))
+                 for r in result["records"] if r["error"] is not None}
+    assert len(predicted) >= 30
+
+
+def test_the_fit_and_held_out_sets_are_disjoint(result):
+    fit = [r for r in result["records"] if fitted_on(r)]
+    assert 0 < len(fit) < len(result["records"]) / 3
+    assert all(r["engine"] == "trtllm" and r.get("request_rate") for r in fit)
+
+
+def test_held_out_errors_hold_their_bounds(result):
+    """Held-out records only: TPOT/ITL median signed error within +-8%, throughput median |error| within 12%.
+    TTFT is reported, not yet held to its 25% target: 54% today (docs/serving.md says why)."""
+    s = result["summary"]
+    assert s["held_out/tpot_itl"]["count"] >= 8 and abs(s["held_out/tpot_itl"]["median_signed"]) <= 0.08
+    assert s["held_out/throughput"]["count"] >= 40 and s["held_out/throughput"]["median_abs"] <= 0.12
+    assert s["held_out/ttft"]["count"] >= 8 and s["held_out/ttft"]["median_abs"] <= 0.60
+
+
+def test_what_is_not_modelled_is_said(result):
+    skipped = [r for r in result["records"] if r["error"] is None]
+    assert skipped and all(r.get("not_predicted") for r in skipped)
+    assert any("attention data parallelism" in r["not_predicted"] for r in skipped)
+
+
+def test_a_bad_published_record_is_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"kind": "serve", "model": "llama-3.1-8b"}) + "\n")
+    with pytest.raises(CostsimError, match=r"bad.jsonl:1: a serve record needs"):
+        read_published(bad)
+
+
+def test_engine_style_steps_within_ten_percent_through_the_vllm_profile():
+    from costsim.hardware import load_hardware
+    from costsim.spec.measurement import read_measurements
+    from costsim.validate import predict_record
+
+    hw = load_hardware("h200")
+    records = [r for r in read_measurements(data_dir("measurements") / "h200-model-step-engine.jsonl")
+               if r.get("op") == "model_step"]
+    errors = np.array([predict_record(r, hw) / r["time_s"] - 1 for r in records])
+    mixed = np.array([e for e, r in zip(errors, records, strict=True) if r["phase"] == "mixed"])
+    assert len(records) >= 25 and np.median(np.abs(errors)) <= 0.10
+    assert len(mixed) >= 6 and np.max(np.abs(mixed)) <= 0.05  # mixed steps were fitted on nothing
