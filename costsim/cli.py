@@ -809,7 +809,8 @@ def calibrate(
         held = [[by, k, st["count"], f"{st['median_abs']:.1%}", f"{st['p90_abs']:.1%}", f"{st['max_abs']:.1%}"]
                 for by in ("op", "source") for k, st in result[f"held_out_by_{by}"].items() if st["count"]]
         text += "\n\n" + dumps_table(["by", "group", "records", "median |err|", "p90 |err|", "max |err|"], held,
-                                     title="held-out records (every other shape), under the fitted profile")
+                                     title="held-out records (every other shape within each regime), under the "
+                                           "fitted profile")
         if result["kept_earlier"]:
             text += ("\n\nkept from the profile, not refit by these records (a key costsim no longer produces is "
                      "never read; delete its table by hand): " + ", ".join(result["kept_earlier"]))
