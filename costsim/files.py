@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,3 +36,21 @@ def load_toml_model(cls: type[Model], path: Path, default_name: bool = False) ->
         return cls.model_validate(data)
     except ValidationError as exc:
         raise CostsimError(one_line(exc, str(path))) from None
+
+
+def json_lines(path: Path, missing: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON Lines file; `missing` finishes the error for
+    an absent file. A malformed line stops with its number."""
+    if not path.is_file():
+        raise CostsimError(f"{path}: {missing}")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CostsimError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise CostsimError(f"{path}:{lineno}: expected a JSON object per line")
+            yield lineno, record

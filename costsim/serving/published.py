@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from costsim.errors import CostsimError
+from costsim.files import json_lines
 
 LOADS = ("concurrency", "request_rate", "offline")
 REQUIRED = ("model", "hardware", "devices", "layout", "weight_dtype", "kv_dtype", "engine", "isl", "osl",
@@ -27,17 +28,8 @@ STAT = {"mean": "mean", "median": "p50", "p50": "p50", "p99": "p99", "p90": "p99
 
 
 def read_published(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise CostsimError(f"{path}: no such published-measurement file")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CostsimError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+    for lineno, r in json_lines(Path(path), "no such published-measurement file"):
         missing = [k for k in REQUIRED if k not in r]
         if r.get("kind") != "serve" or missing:
             raise CostsimError(f"{path}:{lineno}: a serve record needs kind = 'serve' and {', '.join(missing) or 'it'}")

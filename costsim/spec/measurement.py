@@ -7,12 +7,12 @@ allowed and kept. A header record (``"record": "header"``) describes the machine
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from costsim.errors import CostsimError
+from costsim.files import json_lines
 
 COMMON_FIELDS = ("op", "hardware", "gpu_name", "dtype", "time_s", "source")
 
@@ -69,21 +69,10 @@ def _problem(record: dict[str, Any]) -> str | None:
 def read_measurements(path: str | Path) -> list[dict[str, Any]]:
     """All records of a JSON Lines file, header included; the first bad line stops with its number."""
     path = Path(path)
-    if not path.is_file():
-        raise CostsimError(f"{path}: no such measurement file; pass a .jsonl written by the microbenchmark")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CostsimError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise CostsimError(f"{path}:{lineno}: expected a JSON object per line")
-            problem = _problem(record)
-            if problem:
-                raise CostsimError(f"{path}:{lineno}: {problem}")
-            records.append(record)
+    for lineno, record in json_lines(path, "no such measurement file; pass a .jsonl written by the microbenchmark"):
+        problem = _problem(record)
+        if problem:
+            raise CostsimError(f"{path}:{lineno}: {problem}")
+        records.append(record)
     return records
