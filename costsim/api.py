@@ -61,8 +61,10 @@ def check_price(price: float | None) -> None:
 def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
-             prompt: int | str | None = None, output_tokens: int | str | None = None) -> dict[str, Any]:
-    """The `costsim estimate` result as a dict (keys of the JSON contract in design.md)."""
+             prompt: int | str | None = None, output_tokens: int | str | None = None,
+             engine: str | None = None) -> dict[str, Any]:
+    """The `costsim estimate` result as a dict (keys of the JSON contract in design.md); with `engine`
+    (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's."""
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.serving.capacity import estimate as serve
@@ -84,8 +86,17 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
             raise CostsimError("--prompt and --output-tokens go together; give both (or neither, and --context)")
         p_tokens = parse_tokens(prompt, "--prompt")
         o_tokens = parse_tokens(output_tokens, "--output-tokens")
+        if engine is not None:
+            raise CostsimError("--engine works with --context; for prompt and output lengths use costsim serve "
+                               "--isl --osl")
         return estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
-    return serve(spec, hw, dep, n, b, target)
+    result = serve(spec, hw, dep, n, b, target)
+    if engine is not None:
+        from costsim.serving.engines import load_engine
+        from costsim.serving.serve import engine_point
+
+        result.update(engine_point(spec, hw, dep, load_engine(engine), n, b, target))
+    return result
 
 
 def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,

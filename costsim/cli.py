@@ -165,12 +165,18 @@ def estimate(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
                                                    "see costsim plan")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="time it as a serving engine runs it: vllm, "
+                                                               "sglang, trtllm, pytorch-eager")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
     from costsim.api import estimate as run_estimate
 
+    if layout is not None and engine is not None:
+        from costsim.errors import CostsimError
+
+        raise CostsimError("--engine with --layout: use costsim serve --layout ... --engine ...")
     if layout is not None:
         from costsim.api import estimate_layout
 
@@ -186,7 +192,7 @@ def estimate(
         return
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
                           weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
-                          prompt=prompt, output_tokens=output_tokens)
+                          prompt=prompt, output_tokens=output_tokens, engine=engine)
     _render(fmt, output, result, [result], lambda: _estimate_table(result))
 
 
@@ -195,21 +201,29 @@ def _estimate_table(r: dict[str, Any]) -> str:
     from costsim.units import fmt_bytes
 
     fit = "yes" if r["fits_memory"] else f"NO (short by {fmt_bytes(r['memory_shortfall_bytes'])})"
+    if r.get("engine") and not r["fits_memory"]:
+        fit = f"NO: {r['reason']}"
+
+    def num(key: str, scale: float, fmt: str, unit: str = "") -> str:
+        return "-" if r.get(key) is None else f"{r[key] * scale:{fmt}}{unit}"
+
     rows = [
         ["fits in memory", fit],
         ["max batch at this context", f"{r['max_batch']:,}"],
         ["batch", f"{r['batch']:,}"],
         ["weights", fmt_bytes(r["weight_bytes"])],
         ["cache per sequence", fmt_bytes(r["cache_bytes_per_sequence"])],
-        ["TTFT (prefill)", f"{r['ttft_s'] * 1e3:,.1f} ms"],
-        ["TPOT (decode step)", f"{r['tpot_s'] * 1e3:,.2f} ms"],
-        ["decode tokens/s (device)", f"{r['decode_tokens_per_s']:,.0f}"],
-        ["prefill tokens/s", f"{r['prefill_tokens_per_s']:,.0f}"],
-        ["$ / Mtok input", f"{r['usd_per_mtok_input']:,.4f}"],
-        ["$ / Mtok cached input", f"{r['usd_per_mtok_cached_input']:,.5f}"],
-        ["$ / Mtok output", f"{r['usd_per_mtok_output']:,.4f}"],
+        ["TTFT (prefill)", num("ttft_s", 1e3, ",.1f", " ms")],
+        ["TPOT (decode step)", num("tpot_s", 1e3, ",.2f", " ms")],
+        ["decode tokens/s (device)", num("decode_tokens_per_s", 1, ",.0f")],
+        ["prefill tokens/s", num("prefill_tokens_per_s", 1, ",.0f")],
+        ["$ / Mtok input", num("usd_per_mtok_input", 1, ",.4f")],
+        ["$ / Mtok cached input", num("usd_per_mtok_cached_input", 1, ",.5f")],
+        ["$ / Mtok output", num("usd_per_mtok_output", 1, ",.4f")],
         ["price", f"{r['usd_per_hour']:.2f} USD/h"],
     ]
+    if r.get("engine"):
+        rows.insert(0, ["engine", f"{r['engine']} {r['engine_version']} (KV pool, kernel list and CPU time its own)"])
     if "usd_per_request" in r:
         rows += [["request latency", f"{r['request_latency_s']:,.2f} s"],
                  ["$ per request", f"{r['usd_per_request']:.6f}"]]

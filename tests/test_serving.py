@@ -192,3 +192,14 @@ def test_bad_serve_input_is_one_line_and_exit_2(capsys, args, field):
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert field in err and "\n" not in err and "Traceback" not in err
+
+
+def test_estimate_with_an_engine_uses_its_pool_and_steps():
+    r = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", engine="vllm")
+    pool = 81_559 * 2**20 * 0.9 - 2**29 - 2 * 1024 * 128_256 * 4 - 8_030_261_248 * 2  # the sampler is the peak
+    assert r["engine"] == "vllm" and r["max_batch"] == int(pool // (131_072 * 32_000)) == 14
+    eager = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", batch=8, engine="pytorch-eager")
+    vllm8 = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", batch=8, engine="vllm")
+    assert eager["tpot_s"] > 1.5 * vllm8["tpot_s"]  # unfused, ungraphed and host-bound
+    too_many = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", engine="vllm", batch=100)
+    assert too_many["fits_memory"] is False and too_many["tpot_s"] is None and "does not fit" in too_many["reason"]

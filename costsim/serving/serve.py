@@ -121,3 +121,31 @@ def _load_fields(work: Workload, load: float) -> dict[str, Any]:
     if work.kind == "request_rate":
         return {"request_rate": load, "concurrency": None}
     return {"offline": True, "requests": int(load), "concurrency": None}
+
+
+def engine_point(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: EngineProfile, context: int,
+                 batch: int | None, tpot_target_s: float | None) -> dict[str, Any]:
+    """`costsim estimate --engine`: one decode batch at one context as the engine runs it on one device (its
+    pool and max_num_seqs cap the batch, its kernel list and CPU time price the step, its TTFT floor adds
+    to the prefill). The keys `estimate` reports, replaced."""
+    model = StepModel(spec, hw, dep, Layout(), engine)
+    fit = float(model.max_sequences(float(context)))
+    if batch is None and tpot_target_s is not None and fit >= 1:
+        candidates = np.arange(1.0, fit + 1.0)
+        ok = candidates[model.decode(float(context), candidates) <= tpot_target_s]
+        batch = int(ok.max()) if ok.size else 1
+    b = float(batch) if batch is not None else max(fit, 1.0)
+    tpot = float(model.decode(float(context), b))
+    ttft = float(model.prefill(float(context))) + engine.overheads.ttft_floor_s
+    decode_tps, prefill_tps = b / tpot, context / ttft
+    out = {"engine": engine.name, "engine_version": engine.version, "batch": int(b), "max_batch": int(fit),
+           "fits_memory": fit >= b and fit >= 1, "tpot_s": tpot, "ttft_s": ttft, "decode_tokens_per_s": decode_tps,
+           "prefill_tokens_per_s": prefill_tps, "usd_per_mtok_output": model.usd_per_s / decode_tps * 1e6,
+           "usd_per_mtok_input": model.usd_per_s / prefill_tps * 1e6, "evidence": _evidence(model, spec, hw)}
+    if not out["fits_memory"]:
+        for key in ("tpot_s", "ttft_s", "decode_tokens_per_s", "prefill_tokens_per_s", "usd_per_mtok_output",
+                    "usd_per_mtok_input"):
+            out[key] = None
+        out["reason"] = (f"does not fit: {engine.name}'s KV pool holds {int(fit)} sequences of {context:,} tokens, "
+                         f"{int(b)} asked; lower --batch, or see costsim plan / costsim serve --layout")
+    return out
