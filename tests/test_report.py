@@ -48,12 +48,12 @@ def test_report_renders_in_headless_chromium(tmp_path, capsys):
     html = tmp_path / "report.html"
     assert main(["report", "-m", "llama-3.1-8b,mamba2-2.7b", "-H", "h100-sxm", "--scenario", "chat",
                  "--points", "10", "--samples", "20", "--out", str(html)]) == 0
-    assert "5 charts" in capsys.readouterr().out
+    assert "6 charts" in capsys.readouterr().out
     proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
                            html.as_uri()], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0
     # plotly drew every chart (one plot-container per figure) and each has plotted traces
-    assert proc.stdout.count('class="plot-container plotly"') == 5
+    assert proc.stdout.count('class="plot-container plotly"') == 6
     assert proc.stdout.count('class="trace') >= 5
     console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
     assert not console_errors

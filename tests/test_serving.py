@@ -81,7 +81,8 @@ def test_users_beyond_capacity_wait_by_littles_law():
     res = run(m, Workload(1024, 1024, concurrency=np.array([cap, 3 * cap])))
     assert res["batch"][0] == res["batch"][1] == cap
     extra = res["ttft_s"]["mean"][1] - res["ttft_s"]["mean"][0]
-    assert extra == pytest.approx(2 * cap / res["requests_per_s"][1], rel=1e-9)
+    # (the wait behind other prompts differs by the (N - 1) / N share of contending users: microseconds)
+    assert extra == pytest.approx(2 * cap / res["requests_per_s"][1], rel=1e-4)
 
 
 def test_erlang_c_by_hand():

@@ -73,6 +73,8 @@ def predict(r: dict[str, Any], engine: Any = None) -> tuple[float | None, str | 
     `engine` replaces the record's engine profile (the overhead fit tries candidates this way)."""
     from costsim.api import serve
 
+    if r.get("offline") and r["metric"] in ("ttft_s", "request_latency_s") and not r.get("requests"):
+        return None, "an offline run's TTFT is its own queue, which needs the number of requests; the source gives none"
     if r["layout"].get("attention_dp"):
         return None, "attention data parallelism (attention on dp ranks, experts over ep) is not modelled yet"
     kwargs: dict[str, Any] = {"engine": engine if engine is not None else r["engine"],

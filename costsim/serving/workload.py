@@ -17,7 +17,8 @@ Loads: `concurrency` N users in a closed loop (each sends its next request when 
 min(N, capacity) sequences, the rest wait (Little's law gives the wait); a Poisson `request_rate` is served
 by the smallest b whose throughput matches it, and waits in an M/D/c queue over the capacity's slots
 (Erlang C with the Allen-Cunneen factor (1 + 0) / 2 for deterministic service); `offline` N requests all
-queued at once run at capacity and take N / throughput.
+queued at once run at capacity and take N / throughput. Inside the engine a prompt also waits behind other
+prompts for the step budget: an M/D/1 wait on the prefill work, busy for the share of time in mixed steps.
 """
 
 from __future__ import annotations
@@ -181,8 +182,16 @@ def run(model: StepModel, work: Workload, spec_method: Speculation | None = None
     spread = Z99 * np.sqrt(phi * (1.0 - phi) / max(osl - 1, 1)) * (t_mix - t_dec) / tau
     itl50 = np.where(phi < 0.5, t_dec, t_mix)
     itl99 = np.where(phi > 0.01, t_mix, t_dec)
-    ttft = floor + st["prefill_wait"] + 0.5 * step + queue
-    ttft99 = floor + st["prefill_wait"] + step + queue99
+    # prompts queue for the step budget behind other prompts: an M/D/1 wait (Pollaczek-Khinchine with fixed
+    # service) on the prefill "server", busy for the share of time spent in mixed steps; in a closed loop
+    # only the other N - 1 users' prompts contend
+    others = np.clip((load - 1.0) / np.maximum(load, 1.0), 0.0, 1.0) if work.kind == "concurrency" else 1.0
+    busy = np.clip(others * phi * t_mix / step, 0.0, 0.99)
+    behind = busy * st["prefill_wait"] / (2.0 * (1.0 - busy))
+    behind99 = np.where(busy > 0.01, st["prefill_wait"] * np.log(np.maximum(busy, 0.01) / 0.01) * busy
+                        / (1.0 - busy), 0.0)
+    ttft = floor + st["prefill_wait"] + 0.5 * step + queue + behind
+    ttft99 = floor + st["prefill_wait"] + step + queue99 + behind99
     usd_s = model.usd_per_s
     share = st["prefill_share"]
     with np.errstate(divide="ignore", invalid="ignore"):
