@@ -58,6 +58,17 @@ def check_price(price: float | None) -> None:
     check_positive("--price", price, " of USD per hour")
 
 
+def _engine_for(engine: str | None, spec: ModelSpec, hw: Any) -> Any:
+    """The engine profile, refused in one line where it does not serve this model or device; None stays None."""
+    if engine is None:
+        return None
+    from costsim.serving.engines import check_serves, load_engine
+
+    profile = load_engine(engine)
+    check_serves(profile, spec, hw)
+    return profile
+
+
 def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, context: int | str = 32768,
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
@@ -102,9 +113,10 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
 def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,
          tpot_ms: float | None = None, ttft_s: float | None = None, max_devices: int = 72,
          price: float | None = None, weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
-         overlap: bool = True) -> dict[str, Any]:
+         overlap: bool = True, engine: str | None = None) -> dict[str, Any]:
     """The `costsim plan` result: every parallel layout up to max_devices, the cheapest per output Mtok
-    ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones."""
+    ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones; with
+    `engine`, each layout's pool, kernels and CPU time are that engine's."""
     from costsim.engine.parallel import plan as run_plan
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
@@ -119,14 +131,17 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
         raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
     hw = load_hardware(hardware, usd_per_hour=price)
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
-    return run_plan(spec, hw, dep, parse_tokens(context, "--context"),
-                    None if tpot_ms is None else tpot_ms / 1e3, ttft_s, max_devices, overlap)
+    eng = _engine_for(engine, spec, hw)
+    result = run_plan(spec, hw, dep, parse_tokens(context, "--context"),
+                      None if tpot_ms is None else tpot_ms / 1e3, ttft_s, max_devices, overlap, eng)
+    return result if eng is None else {**result, "engine": eng.name}
 
 
 def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *,
                     layout: str = "tp=8", context: int | str = 32768, batch: int | str | None = "auto",
                     tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
-                    kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True) -> dict[str, Any]:
+                    kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True,
+                    engine: str | None = None) -> dict[str, Any]:
     """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
     from costsim.engine.parallel import evaluate_layout
     from costsim.hardware import load_hardware
@@ -141,7 +156,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
     b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
     result = evaluate_layout(spec, hw, dep, parse_layout(layout), parse_tokens(context, "--context"), b,
-                             None if tpot_ms is None else tpot_ms / 1e3, overlap)
+                             None if tpot_ms is None else tpot_ms / 1e3, overlap, _engine_for(engine, spec, hw))
     return {"model": spec.name, "hardware": hw.name, "context_tokens": parse_tokens(context, "--context"),
             **result}
 

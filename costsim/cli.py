@@ -48,6 +48,17 @@ LayoutOpt = Annotated[str | None, typer.Option(help="several devices per system:
 PlanOpt = Annotated[str | None, typer.Option("--plan", help="auto: the cheapest layout per point up to "
                                                             "--max-devices (docs/deployments.md)")]
 MaxDevicesOpt = Annotated[int, typer.Option(help="with --plan auto: the largest layout considered")]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="serving engine: vllm (default), sglang, trtllm, "
+                                                             "pytorch-eager, or a profile .toml")]
+
+
+def _engine(name: str | None):
+    """The --engine profile (None: costsim's own kernel list and reserve)."""
+    if name is None:
+        return None
+    from costsim.serving.engines import load_engine
+
+    return load_engine(name)
 
 
 def _layout_choice(layout: str | None, plan_mode: str | None, max_devices: int):
@@ -165,18 +176,13 @@ def estimate(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
                                                    "see costsim plan")] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help="time it as a serving engine runs it: vllm, "
-                                                               "sglang, trtllm, pytorch-eager")] = None,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
     from costsim.api import estimate as run_estimate
 
-    if layout is not None and engine is not None:
-        from costsim.errors import CostsimError
-
-        raise CostsimError("--engine with --layout: use costsim serve --layout ... --engine ...")
     if layout is not None:
         from costsim.api import estimate_layout
 
@@ -186,7 +192,7 @@ def estimate(
             raise CostsimError("--layout works with --context (not request mode); drop --prompt/--output-tokens")
         res = estimate_layout(model, hardware, layout=layout, context=context, batch=batch, tpot_ms=tpot_ms,
                               price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
-                              state=state_dtype.value)
+                              state=state_dtype.value, engine=engine)
         _render(fmt, output, res, [_plan_row(res)], lambda: _plan_table([res], f"{res['model']} on "
                 f"{res['hardware']} x {res['devices']} at {res['context_tokens']:,} tokens"))
         return
@@ -277,6 +283,7 @@ def plan(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -286,7 +293,7 @@ def plan(
 
     res = run_plan(model, hardware, context=context, tpot_ms=tpot_ms, ttft_s=ttft_s, max_devices=max_devices,
                    price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
-                   overlap=not no_overlap)
+                   overlap=not no_overlap, engine=engine)
     rows = [_plan_row(r) for r in res["feasible"]] + [_plan_row(r) for r in res["rejected"]]
 
     def table() -> str:
@@ -464,6 +471,7 @@ def sweep(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -479,7 +487,7 @@ def sweep(
     chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts,
                        _deployment(weight_dtype, kv_dtype, state_dtype), batch=b, price=price, layout=chosen_layout,
-                       plan_auto=plan_auto, max_devices=max_devices)
+                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine))
     if plot:
         from costsim.output.plots import sweep_figure, write_html
 
@@ -501,8 +509,6 @@ def sweep(
         _write(dumps_table(headers, body, title=f"{metric} vs context"), output)
 
 
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="serving engine: vllm (default), sglang, trtllm, "
-                                                             "pytorch-eager, or a profile .toml")]
 SERVE_COLUMNS = ["load", "batch", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT p50 ms", "TTFT p99 ms",
                  "TPOT p50 ms", "ITL p99 ms", "$/Mtok out", "$/Mtok in", "note"]
 
@@ -658,6 +664,7 @@ def compare(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -671,7 +678,7 @@ def compare(
     chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"),
                        _deployment(weight_dtype, kv_dtype, state_dtype), price=price, layout=chosen_layout,
-                       plan_auto=plan_auto, max_devices=max_devices)
+                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine))
     if plot:
         from costsim.output.plots import compare_figure, write_html
 
@@ -691,9 +698,12 @@ def compare(
                  f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
                  f"{r['usd_per_mtok_output']:.4f}"] if r["fits_memory"] else
                 [r["hardware"], "no", "0", "-", "-", "-", "-", "-"] for r in ordered]
-        _write(dumps_table(["hardware", "fits", "max batch", "TTFT ms", "TPOT ms", "tok/s", "$/Mtok in",
-                            "$/Mtok out"], body, title=f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens"),
-               output)
+        title = f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens" + (f", served by {engine}" if engine
+                                                                                   else "")
+        text = dumps_table(["hardware", "fits", "max batch", "TTFT ms", "TPOT ms", "tok/s", "$/Mtok in",
+                            "$/Mtok out"], body, title=title)
+        refused = [f"{r['hardware']}: {r['reason']}" for r in rows if r.get("reason")]
+        _write(text + ("\n\nnot served: " + "; ".join(refused) if refused else ""), output)
 
 
 @app.command()

@@ -79,11 +79,14 @@ def _progress(done: int, total: int, started: float) -> None:
 
 def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
           batch: int | None = None, price: float | None = None, layout: Layout | None = None,
-          plan_auto: bool = False, max_devices: int = 72) -> SweepResult:
+          plan_auto: bool = False, max_devices: int = 72, engine: Any = None) -> SweepResult:
     """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair).
     With `layout`, every pair runs that parallel layout; with `plan_auto`, each context gets the
-    cheapest layout up to `max_devices` (series then carry `devices` and `layout` per context)."""
+    cheapest layout up to `max_devices` (series then carry `devices` and `layout` per context). With
+    `engine` (an EngineProfile), each system runs as that engine runs it: its pool, kernels, CPU time."""
     dep = dep or Deployment()
+    if engine is not None and layout is None and not plan_auto:
+        layout = Layout()  # an engine's rules live in the per-layout path
     started = time.perf_counter()
     if hardware == ["all"]:
         hardware = hardware_names()
@@ -98,10 +101,18 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
         grid = np.asarray(contexts, dtype=np.float64)
         for spec in specs:
             for hw in profiles:
+                if engine is not None:
+                    from costsim.serving.engines import check_serves
+
+                    try:
+                        check_serves(engine, spec, hw)
+                    except CostsimError as exc:  # this engine cannot serve it here: no figures, the reason
+                        result.series.append(_refused(spec.name, hw.name, grid, str(exc).removeprefix("--engine: ")))
+                        continue
                 if plan_auto:
-                    values = best_layout_grid(spec, hw, dep, grid, max_devices)
+                    values = best_layout_grid(spec, hw, dep, grid, max_devices, engine=engine)
                 else:
-                    values = layout_grid(spec, hw, dep, layout, grid)
+                    values = layout_grid(spec, hw, dep, layout, grid, engine=engine)
                     values["layout"] = np.full(grid.shape, layout.label(), dtype=object)
                 result.series.append({"model": spec.name, "hardware": hw.name, **values})
                 _progress(len(result.series), len(specs) * len(profiles), started)
@@ -118,14 +129,23 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     return result
 
 
+def _refused(model: str, hardware: str, grid: np.ndarray, reason: str) -> dict[str, Any]:
+    nothing = np.full(grid.shape, np.inf)
+    return {"model": model, "hardware": hardware, **dict.fromkeys(METRICS, nothing), "batch": np.zeros(grid.shape),
+            "max_batch": np.zeros(grid.shape), "fits_memory": np.zeros(grid.shape, dtype=bool),
+            "devices": np.zeros(grid.shape), "layout": np.full(grid.shape, "none", dtype=object), "reason": reason}
+
+
 def compare(model: str, hardware: list[str], context: int, dep: Deployment | None = None,
             price: float | None = None, layout: Layout | None = None, plan_auto: bool = False,
-            max_devices: int = 72) -> list[dict[str, Any]]:
+            max_devices: int = 72, engine: Any = None) -> list[dict[str, Any]]:
     """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context (per
     accelerator, or per system of `layout` / of the cheapest layout with `plan_auto`)."""
-    result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices)
+    result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices,
+                   engine)
     rows = []
     for s in result.series:
         rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,
-                     **{k: np.asarray(v).item() for k, v in s.items() if k not in ("model", "hardware")}})
+                     **{k: (v if k == "reason" else np.asarray(v).item()) for k, v in s.items()
+                        if k not in ("model", "hardware")}})
     return rows

@@ -204,3 +204,25 @@ def test_estimate_with_an_engine_uses_its_pool_and_steps():
     assert eager["tpot_s"] > 1.5 * vllm8["tpot_s"]  # unfused, ungraphed and host-bound
     too_many = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", engine="vllm", batch=100)
     assert too_many["fits_memory"] is False and too_many["tpot_s"] is None and "does not fit" in too_many["reason"]
+
+
+def test_plan_sweep_and_compare_take_an_engine():
+    plan = costsim.plan("llama-3.1-70b", "h100-sxm", context="8k", weights="fp8", kv_cache="fp8", engine="trtllm")
+    assert plan["engine"] == "trtllm" and plan["chosen"]["batch"] <= 2048
+    single = costsim.estimate("llama-3.1-70b", "h100-sxm", context="8k", weights="fp8", kv_cache="fp8",
+                              engine="trtllm")
+    one = next(r for r in plan["feasible"] + plan["rejected"] if r["devices"] == 1 and r["label"] == "single")
+    assert one["max_batch"] == single["max_batch"]  # the layout path and estimate apply the same pool
+    from costsim.sweeps import compare
+
+    rows = compare("llama-3.1-8b", ["h100-sxm", "mi300x"], 8000, engine=load_engine("trtllm"))
+    amd = next(r for r in rows if r["hardware"] == "mi300x")
+    assert not amd["fits_memory"] and "amd" in amd["reason"] and not np.isfinite(amd["usd_per_mtok_output"])
+    nvidia = next(r for r in rows if r["hardware"] == "h100-sxm")
+    plain = next(r for r in compare("llama-3.1-8b", ["h100-sxm"], 8000) if r["hardware"] == "h100-sxm")
+    assert nvidia["max_batch"] != plain["max_batch"]  # TensorRT-LLM's pool, not the 10% reserve
+
+
+def test_plan_refuses_an_engine_on_the_wrong_vendor(capsys):
+    assert main(["plan", "-m", "llama-3.1-8b", "-H", "mi300x", "--engine", "trtllm"]) == 2
+    assert "amd" in capsys.readouterr().err

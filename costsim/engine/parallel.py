@@ -206,10 +206,21 @@ class _Sharded:
     slowest stage at every step (pipeline in lockstep), and the LM head runs once."""
 
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, overlap: bool,
-                 plan: KernelPlan | None = None, memory_budget: Callable[[ModelSpec, float], float] | None = None):
+                 plan: KernelPlan | None = None, memory_budget: Callable[[ModelSpec, float], float] | None = None,
+                 engine: Any = None):
         """plan: a serving engine's kernel list (None: costsim's default); memory_budget(stage, weights): the
         bytes one device gives weights + cache under the engine's memory rule (None: capacity less the
-        deployment's reserve fraction)."""
+        deployment's reserve fraction); engine: an EngineProfile that sets both, caps the batch at its
+        max_num_seqs, adds its CPU time per step and its TTFT floor (plan / sweep / compare --engine)."""
+        if engine is not None:
+            from costsim.serving.engines import check_serves, kernel_plan
+            from costsim.serving.memory import weights_and_pool_budget
+
+            check_serves(engine, spec, hw)
+            plan, memory_budget = kernel_plan(engine), weights_and_pool_budget(engine, hw, dep.precision)
+            dep = dep.model_copy(update={"cuda_graphs": engine.kernels.cuda_graphs,
+                                         "prefill_chunk_tokens": engine.scheduler.max_batched_tokens})
+        self.engine = engine
         check_layout(spec, hw, layout)
         self.spec, self.hw, self.dep, self.layout, self.overlap = spec, hw, dep, layout, overlap
         self.plan = plan
@@ -256,7 +267,8 @@ class _Sharded:
         fits = []
         for cache, usable in zip(self.stage_cache(context), self.stage_usable, strict=True):
             fits.append(np.zeros_like(cache) if usable <= 0 else np.floor(usable / np.maximum(cache, 1.0)))
-        return np.min(np.stack(np.broadcast_arrays(*fits)), axis=0)
+        fit = np.min(np.stack(np.broadcast_arrays(*fits)), axis=0)
+        return fit if self.engine is None else np.minimum(fit, float(self.engine.scheduler.max_num_seqs))
 
     def comm_decode(self, b: np.ndarray) -> np.ndarray:
         lay, p = self.layout, self.p
@@ -278,7 +290,12 @@ class _Sharded:
         head = steps[0].by_class["lm_head"]
         slowest = np.max(np.stack(np.broadcast_arrays(*[st.total_s - st.by_class["lm_head"] for st in steps])),
                          axis=0)
-        return lay.pp * slowest + head + self.comm_decode(b)
+        gpu = lay.pp * slowest + head + self.comm_decode(b)
+        if self.engine is None:
+            return gpu
+        o = self.engine.overheads
+        cpu = o.step_s + o.per_sequence_s * np.asarray(b, dtype=np.float64)
+        return np.maximum(gpu, cpu) if o.overlapped else gpu + cpu
 
     def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0, batch: float = 1.0) -> np.ndarray:
         """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp), for
@@ -306,14 +323,15 @@ class _Sharded:
         chunks = np.maximum(np.ceil(n_local / dep.prefill_chunk_tokens), 1.0)
         p2p = comm.point_to_point(self.hw, np.minimum(n_local, dep.prefill_chunk_tokens) * self.spec.hidden_size
                                   * p.act_bytes, span=lay.devices_per_replica) if lay.pp > 1 else 0.0
-        return slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head
+        floor = 0.0 if self.engine is None else self.engine.overheads.ttft_floor_s
+        return slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head + floor
 
 
 def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, context: int,
                     batch: int | None = None, tpot_target_s: float | None = None,
-                    overlap: bool = True) -> dict[str, Any]:
+                    overlap: bool = True, engine: Any = None) -> dict[str, Any]:
     """Memory fit, max batch, TPOT, TTFT, throughput and $/Mtok of one layout at one context."""
-    sh = _Sharded(spec, hw, dep, layout, overlap)
+    sh = _Sharded(spec, hw, dep, layout, overlap, engine=engine)
     per_seq = float(sh.cache_per_sequence(np.asarray(float(context))))
     fit = int(sh.max_batch_at(np.asarray(float(context))))
     out: dict[str, Any] = {"devices": layout.devices_per_replica * layout.dp, "layout": layout.as_dict(),
@@ -321,9 +339,10 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
                            "cache_bytes_per_sequence_per_device": per_seq, "max_batch": fit,
                            "fits_memory": fit >= 1}
     if fit < 1:
+        usable = (f"{hw.memory_bytes * (1 - dep.memory_reserve_fraction) / 1e9:.1f} GB usable" if engine is None
+                  else f"what {engine.name}'s memory rule leaves ({max(sh.usable, 0.0) / 1e9:.2f} GB for the cache)")
         out["reason"] = (f"does not fit: {sh.weights / 1e9:.1f} GB of weights + {per_seq / 1e9:.2f} GB of cache "
-                         f"per sequence per device exceed "
-                         f"{hw.memory_bytes * (1 - dep.memory_reserve_fraction) / 1e9:.1f} GB usable")
+                         f"per sequence per device exceed {usable}")
         return out
     candidates = np.unique(np.round(np.geomspace(1, fit, num=min(fit, 256)))) if batch is None else \
         np.asarray([float(batch)])
@@ -352,9 +371,9 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
 
 
 def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, contexts: np.ndarray,
-                overlap: bool = True) -> dict[str, np.ndarray]:
+                overlap: bool = True, engine: Any = None) -> dict[str, np.ndarray]:
     """One layout over many contexts at the largest batch that fits (the sweep's view): arrays."""
-    sh = _Sharded(spec, hw, dep, layout, overlap)
+    sh = _Sharded(spec, hw, dep, layout, overlap, engine=engine)
     t = np.asarray(contexts, dtype=np.float64)
     fit = sh.max_batch_at(t)
     b = np.maximum(fit, 1.0)
@@ -370,7 +389,7 @@ def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: L
 
 
 def best_layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, contexts: np.ndarray,
-                     max_devices: int = 72, overlap: bool = True) -> dict[str, Any]:
+                     max_devices: int = 72, overlap: bool = True, engine: Any = None) -> dict[str, Any]:
     """Per context, the layout with the lowest $/Mtok output among those that fit (`--plan auto`):
     the sweep to 10M tokens shows devices needed and cost instead of 'does not fit'."""
     t = np.asarray(contexts, dtype=np.float64)
@@ -378,7 +397,7 @@ def best_layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, cont
     labels = np.full(t.shape, "none", dtype=object)
     for layout in enumerate_layouts(spec, hw, max_devices):
         try:
-            g = layout_grid(spec, hw, dep, layout, t, overlap)
+            g = layout_grid(spec, hw, dep, layout, t, overlap, engine)
         except CostsimError:
             continue
         cost = np.where(g["fits_memory"], g["usd_per_mtok_output"], np.inf)
@@ -416,14 +435,15 @@ def enumerate_layouts(spec: ModelSpec, hw: HardwareProfile, max_devices: int) ->
 
 
 def plan(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, tpot_target_s: float | None = None,
-         ttft_target_s: float | None = None, max_devices: int = 72, overlap: bool = True) -> dict[str, Any]:
+         ttft_target_s: float | None = None, max_devices: int = 72, overlap: bool = True,
+         engine: Any = None) -> dict[str, Any]:
     """Every layout up to `max_devices`: the cheapest per output Mtok ("chosen"), the fastest and the
     one with the fewest devices among those that fit and meet the targets, and each rejected layout
     with its reason."""
     feasible, rejected = [], []
     for layout in enumerate_layouts(spec, hw, max_devices):
         try:
-            r = evaluate_layout(spec, hw, dep, layout, context, None, tpot_target_s, overlap)
+            r = evaluate_layout(spec, hw, dep, layout, context, None, tpot_target_s, overlap, engine)
         except CostsimError as exc:
             rejected.append({"layout": layout.as_dict(), "label": layout.label(), "devices": layout.devices,
                              "reason": str(exc).removeprefix("layout: ")})
