@@ -164,7 +164,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
 def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, prompt: int | str = 32768,
                  output_tokens: int | str = 1024, prefill_layout: str = "tp=8", decode_layout: str = "tp=8",
                  tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
-                 kv_cache: str = "bf16", state: str = "fp32") -> dict[str, Any]:
+                 kv_cache: str = "bf16", state: str = "fp32", engine: str | None = None) -> dict[str, Any]:
     """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
     from costsim.engine.parallel import disaggregated
     from costsim.hardware import load_hardware
@@ -179,7 +179,8 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
     return disaggregated(spec, hw, dep, parse_tokens(prompt, "--prompt"),
                          parse_tokens(output_tokens, "--output-tokens"), parse_layout(prefill_layout),
-                         parse_layout(decode_layout), None if tpot_ms is None else tpot_ms / 1e3)
+                         parse_layout(decode_layout), None if tpot_ms is None else tpot_ms / 1e3,
+                         engine=_engine_for(engine, spec, hw))
 
 
 def _levels(text: Any, field: str, *, whole: bool) -> list[float]:

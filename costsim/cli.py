@@ -367,6 +367,7 @@ def crossover(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -386,7 +387,8 @@ def crossover(
     chosen_layout, plan_auto = _layout_choice(layout, plan_mode, 72)
     _check_metric_and_price(metric, price)
     r = run(names[0], names[1], hardware, metric, float(bounds[0]), float(bounds[-1]),
-            _deployment(weight_dtype, kv_dtype, state_dtype), chosen_layout, plan_auto, price)
+            _deployment(weight_dtype, kv_dtype, state_dtype), chosen_layout, plan_auto, price,
+            engine=_engine(engine))
     if plot:
         from costsim.crossover import crossover_figure
         from costsim.output.plots import write_html
@@ -422,6 +424,7 @@ def disaggregate(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -432,7 +435,7 @@ def disaggregate(
 
     r = run(model, hardware, prompt=prompt, output_tokens=output_tokens, prefill_layout=prefill_layout,
             decode_layout=decode_layout, tpot_ms=tpot_ms, price=price, weights=weight_dtype.value,
-            kv_cache=kv_dtype.value, state=state_dtype.value)
+            kv_cache=kv_dtype.value, state=state_dtype.value, engine=engine)
     flat = {k: v for k, v in r.items() if not isinstance(v, dict)}
     for part in ("prefill", "decode", "colocated"):
         flat.update({f"{part}_{k}": v for k, v in r[part].items() if not isinstance(v, dict)})

@@ -22,8 +22,8 @@ HIGHER_IS_BETTER = {"decode_tokens_per_s", "prefill_tokens_per_s", "max_batch"}
 
 
 def _curve(model: str, hardware: str, contexts: np.ndarray, metric: str, dep: Deployment,
-           layout: Layout | None, plan_auto: bool, price: float | None) -> np.ndarray:
-    s = sweep([model], [hardware], contexts, dep, None, price, layout, plan_auto).series[0]
+           layout: Layout | None, plan_auto: bool, price: float | None, engine: Any = None) -> np.ndarray:
+    s = sweep([model], [hardware], contexts, dep, None, price, layout, plan_auto, engine=engine).series[0]
     values = np.asarray(s[metric], dtype=np.float64)
     worst = 0.0 if metric in HIGHER_IS_BETTER else np.inf
     return np.where(np.asarray(s["fits_memory"], dtype=bool), values, worst)
@@ -32,7 +32,7 @@ def _curve(model: str, hardware: str, contexts: np.ndarray, metric: str, dep: De
 def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_mtok_output",
               lo: float = 1024.0, hi: float = 10_000_000.0, dep: Deployment | None = None,
               layout: Layout | None = None, plan_auto: bool = False, price: float | None = None,
-              points: int = 240) -> dict[str, Any]:
+              points: int = 240, engine: Any = None) -> dict[str, Any]:
     """The contexts where B and A swap places on `metric`, which is better on each side, and both curves."""
     from scipy.optimize import brentq
 
@@ -42,8 +42,8 @@ def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_
         raise CostsimError("crossover: give two different models (--model A --model B)")
     dep = dep or Deployment()
     grid = np.unique(np.round(np.geomspace(lo, hi, points)))
-    a = _curve(model_a, hardware, grid, metric, dep, layout, plan_auto, price)
-    b = _curve(model_b, hardware, grid, metric, dep, layout, plan_auto, price)
+    a = _curve(model_a, hardware, grid, metric, dep, layout, plan_auto, price, engine)
+    b = _curve(model_b, hardware, grid, metric, dep, layout, plan_auto, price, engine)
     sign = 1.0 if metric in HIGHER_IS_BETTER else -1.0
 
     def advantage_b(values_a: np.ndarray, values_b: np.ndarray) -> np.ndarray:
@@ -67,8 +67,9 @@ def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_
         else:
             def g(t: float) -> float:
                 point = np.array([t])
-                return float(advantage_b(_curve(model_a, hardware, point, metric, dep, layout, False, price),
-                                         _curve(model_b, hardware, point, metric, dep, layout, False, price))[0])
+                return float(advantage_b(_curve(model_a, hardware, point, metric, dep, layout, False, price, engine),
+                                         _curve(model_b, hardware, point, metric, dep, layout, False, price,
+                                                engine))[0])
 
             t_star = float(brentq(g, t0, t1, xtol=1.0, rtol=1e-6))
             why = metric

@@ -470,7 +470,7 @@ def plan(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, tp
 
 def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt: int, output: int,
                   prefill_layout: Layout, decode_layout: Layout, tpot_target_s: float | None = None,
-                  overlap: bool = True) -> dict[str, Any]:
+                  overlap: bool = True, engine: Any = None) -> dict[str, Any]:
     """Prefill and decode on separate pools (DistServe / Dynamo style) against one colocated pool.
 
     Decode replicas run `decode_layout` at the largest batch that fits the full context (or meets the
@@ -480,10 +480,10 @@ def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt:
     with decode: prefill replicas per decode replica = decode request rate x prefill time. Colocated:
     the decode layout also prefills, and decode stops while it does (no chunked-prefill overlap)."""
     context = prompt + output
-    dec = evaluate_layout(spec, hw, dep, decode_layout, context, None, tpot_target_s, overlap)
+    dec = evaluate_layout(spec, hw, dep, decode_layout, context, None, tpot_target_s, overlap, engine)
     if "reason" in dec:
         raise CostsimError(f"disaggregate: the decode layout {decode_layout.label()} {dec['reason']}")
-    pre_sh = _Sharded(spec, hw, dep, prefill_layout, overlap)
+    pre_sh = _Sharded(spec, hw, dep, prefill_layout, overlap, engine=engine)
     if pre_sh.max_batch_at(np.asarray(float(prompt))) < 1:
         raise CostsimError(f"disaggregate: the prefill layout {prefill_layout.label()} cannot hold one prompt of "
                            f"{prompt:,} tokens; give it more devices (--prefill-layout)")
@@ -498,7 +498,8 @@ def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt:
     prefill_per_decode = decode_rate * ttft_p
     usd_s_p, usd_s_d = pre_sh.usd_s, dec["devices"] * hw.usd_per_hour / 3600.0 / dep.utilisation
     usd_request = usd_s_p * ttft_p + usd_s_d * per_request_decode_s
-    colocated_ttft = float(_Sharded(spec, hw, dep, decode_layout, overlap).ttft(np.asarray(float(prompt))))
+    colocated_ttft = float(_Sharded(spec, hw, dep, decode_layout, overlap, engine=engine).ttft(
+        np.asarray(float(prompt))))
     colocated_usd = usd_s_d * (colocated_ttft + per_request_decode_s)
     tokens = prompt + output
     return {"model": spec.name, "hardware": hw.name, "prompt_tokens": prompt, "output_tokens": output,
