@@ -333,9 +333,10 @@ def report(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    engine: EngineOpt = None,
 ) -> None:
     """One self-contained HTML report: anatomy, cache vs context, serving metrics per device, scenario
-    cost, and the measured error band of the timing model."""
+    cost, the throughput-interactivity frontier, and the measured error band of the timing model."""
     from costsim.api import check_price
     from costsim.errors import CostsimError
     from costsim.report import build_report, write_report
@@ -347,7 +348,7 @@ def report(
     scen = None if scenario is None or scenario.strip().lower() in ("", "none") else scenario
     page, charts = build_report(split_names(model, "--model"), split_names(hardware, "--hardware"), scen,
                                 parse_context_range(context, points), _deployment(weight_dtype, kv_dtype, state_dtype),
-                                samples, price, not single, max_devices)
+                                samples, price, not single, max_devices, _engine(engine))
     write_report(out, page)
     _emit(f"wrote {out} ({charts} charts, {len(page) / 1e6:.1f} MB)")
 
@@ -899,6 +900,7 @@ def scenario_run(
     plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
     layout: Annotated[str | None, typer.Option(help="run on a multi-device replica: tp=8,pp=2 (peak cache is "
                                                    "then per device)")] = None,
+    engine: EngineOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -928,7 +930,11 @@ def scenario_run(
         spec = load_model(m)
         for h in split_names(hardware, "--hardware"):
             hw = load_hardware(h, usd_per_hour=price)
-            task = run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout)
+            if engine is not None:
+                from costsim.serving.engines import check_serves
+
+                check_serves(_engine(engine), spec, hw)
+            task = run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout, engine=_engine(engine))
             where = hw.name if chosen_layout is None else f"{hw.name} x {chosen_layout.devices_per_replica} " \
                                                           f"({chosen_layout.label()})"
             rows.append({"scenario": sc.name, "model": spec.name, "hardware": where, **summarize(task)})

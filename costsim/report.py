@@ -174,7 +174,8 @@ def _validation(hardware: list[str]) -> tuple[Any, str]:
 
 def build_report(models: list[str], hardware: list[str], scenario: str | None = None,
                  contexts: np.ndarray | None = None, dep: Deployment | None = None, samples: int = 500,
-                 price: float | None = None, plan_auto: bool = True, max_devices: int = 72) -> tuple[str, int]:
+                 price: float | None = None, plan_auto: bool = True, max_devices: int = 72,
+                 engine: Any = None) -> tuple[str, int]:
     """The HTML page and how many charts it holds."""
     import plotly.offline
 
@@ -187,7 +188,7 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
         raise CostsimError("report: give at least one --model and one --hardware")
     contexts = np.unique(np.round(np.geomspace(1024, 10_000_000, 60))) if contexts is None else contexts
     specs = [load_model(m) for m in models]
-    result = sweep(models, hardware, contexts, dep, None, price, None, plan_auto, max_devices)
+    result = sweep(models, hardware, contexts, dep, None, price, None, plan_auto, max_devices, engine=engine)
     figures: list[tuple[str, Any, str]] = [
         ("Anatomy", _anatomy(specs), "Mixer family of every layer and where the parameters are; "
                                      "letters: " + ", ".join(f"{k}={v}" for k, v in PATTERN_LETTERS.items())),
@@ -207,7 +208,10 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
         rows = []
         for spec in specs:
             for h in hardware:
-                task = run_task(sc, spec, load_hardware(h, usd_per_hour=price), dep, samples, 0)
+                hw_ = load_hardware(h, usd_per_hour=price)
+                if engine is not None and hw_.vendor not in engine.vendors:
+                    continue
+                task = run_task(sc, spec, hw_, dep, samples, 0, engine=engine)
                 summary = summarize(task)
                 if summary["fits_memory"]:
                     rows.append({"model": spec.name, "hardware": h,
@@ -219,13 +223,14 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
     from costsim.serving.engines import load_engine
     from costsim.serving.frontier import frontier
 
-    front = frontier(specs[0], [load_hardware(h, usd_per_hour=price) for h in hardware], dep, load_engine(None),
+    served_by = engine if engine is not None else load_engine(None)
+    front = frontier(specs[0], [load_hardware(h, usd_per_hour=price) for h in hardware], dep, served_by,
                      1024, 1024, min(max_devices, 8))
     if any(h.get("frontier") for h in front["hardware"]):
         figures.append(("Frontier", frontier_figure(front),
-                        f"{specs[0].name} served by vLLM, 1k in / 1k out: output tokens/s per device against tokens/s "
-                        "per user over layouts up to 8 devices and concurrency levels; hover for layout, users and "
-                        "$/Mtok (docs/serving.md)."))
+                        f"{specs[0].name} served by {served_by.display_name}, 1k in / 1k out: output tokens/s per "
+                        "device against tokens/s per user over layouts up to 8 devices and concurrency levels; hover "
+                        "for layout, users and $/Mtok (docs/serving.md)."))
     validation, note = _validation([load_hardware(h).name for h in hardware])
     if validation is not None:
         figures.append(("Accuracy", validation, note or "Every committed measurement of these devices."))

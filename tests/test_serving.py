@@ -226,3 +226,16 @@ def test_plan_sweep_and_compare_take_an_engine():
 def test_plan_refuses_an_engine_on_the_wrong_vendor(capsys):
     assert main(["plan", "-m", "llama-3.1-8b", "-H", "mi300x", "--engine", "trtllm"]) == 2
     assert "amd" in capsys.readouterr().err
+
+
+def test_scenario_and_report_take_an_engine(capsys, tmp_path):
+    assert main(["scenario", "run", "chat", "-m", "llama-3.1-8b", "-H", "h200", "--engine", "sglang",
+                 "--samples", "20", "-f", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["fits_memory"] and rows[0]["usd_per_task"] > 0
+    assert main(["scenario", "run", "chat", "-m", "llama-3.1-8b", "-H", "mi300x", "--engine", "trtllm"]) == 2
+    assert "amd" in capsys.readouterr().err
+    out = tmp_path / "r.html"
+    assert main(["report", "-m", "llama-3.1-8b", "-H", "h100-sxm", "--engine", "trtllm", "--points", "6",
+                 "--samples", "10", "--out", str(out)]) == 0
+    assert "TensorRT-LLM" in out.read_text()

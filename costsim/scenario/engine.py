@@ -95,11 +95,11 @@ class _Layout(_OneDevice):
     """A multi-device replica with a parallel layout (engine/parallel.py): the same questions, asked of
     the sharded per-device model, with the whole replica's price."""
 
-    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout):
+    def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, engine=None):
         from costsim.engine.parallel import _Sharded
 
         super().__init__(spec, hw, dep)
-        self.sh = _Sharded(spec, hw, dep, layout, overlap=True)
+        self.sh = _Sharded(spec, hw, dep, layout, overlap=True, engine=engine)
         self.price = self.sh.usd_s * SECONDS_PER_HOUR
         self.usable = self.sh.usable
         # at a context past every window, as the single-device path reads only the growing layers
@@ -122,15 +122,19 @@ class _Layout(_OneDevice):
 
 
 def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
-             samples: int = 1, seed: int = 0, api: ApiPrice | None = None, layout: Layout | None = None) -> TaskCost:
-    """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica."""
+             samples: int = 1, seed: int = 0, api: ApiPrice | None = None, layout: Layout | None = None,
+             engine=None) -> TaskCost:
+    """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica; with
+    `engine` (an EngineProfile), as that engine runs it: its pool, kernel list, CPU time, TTFT floor."""
     dep = dep or Deployment()
     if not 0 <= seed < 2**63:
         from costsim.errors import CostsimError
 
         raise CostsimError(f"seed: must be a whole number from 0 to 2^63 - 1, got {seed}")
     rng = np.random.default_rng(seed)
-    system_ = _OneDevice(spec, hw, dep) if layout is None else _Layout(spec, hw, dep, layout)
+    if engine is not None and layout is None:
+        layout = Layout()  # an engine's rules live in the per-layout path
+    system_ = _OneDevice(spec, hw, dep) if layout is None else _Layout(spec, hw, dep, layout, engine)
     price = system_.price
     usable = system_.usable
     zeros = np.zeros(samples)
