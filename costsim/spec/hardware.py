@@ -133,9 +133,11 @@ class HardwareProfile(BaseModel):
 
 
 # A chip without units for a narrow float runs it at the next wider float's rate (A100 fp8 -> bf16:
-# weights are dequantised); integer units never stand in for float ones.
+# weights are dequantised); integer units never stand in for float ones. FP4 weights on a chip without
+# FP4 units (Hopper) run as weight-only quantisation with bf16 math (MXFP4 gpt-oss on an H100 in vLLM's
+# Triton / Marlin kernels), not at the fp8 rate: there is no fp4 -> fp8 path in the engines.
 _FALLBACK = {
-    "fp4": ("fp4", "fp8", "bf16"),
+    "fp4": ("fp4", "bf16"),
     "int4": ("int4", "int8", "bf16"),
     "fp8": ("fp8", "bf16"),
     "int8": ("int8", "bf16"),
