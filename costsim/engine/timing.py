@@ -39,6 +39,7 @@ class KernelPlan:
     rope_kernels: int = 1
     activation_kernels: int = 1
     other_traffic: float = 1.0
+    recurrent_pass_kernels: int = 1
     cuda_graphs: bool = True
     max_graph_batch: int = 512
     host_per_kernel_s: float = 0.0
@@ -55,10 +56,11 @@ def fused_gemm_count(matrices: list[tuple[float, float]], d: int) -> int:
 
 
 def _expand(kernels: list[float], plan: KernelPlan | None, first: int, first_traffic: float,
-            second: int | None = None) -> list[float]:
+            second: int | None = None, rest_launches: int = 1) -> list[float]:
     """A block's elementwise kernels as `plan` launches them: the first (the pre-norm) as `first`
     launches moving `first_traffic` times its bytes, the second (rotary or activation) as `second`
-    launches, the rest at the plan's traffic factor. Launch counts matter: each pays a fixed latency."""
+    launches, the rest at the plan's traffic factor, `rest_launches` launches each. Launch counts matter:
+    each pays a fixed latency (and, in eager PyTorch, the host's time to issue it)."""
     if plan is None or not kernels:
         return kernels
     out = [kernels[0] * first_traffic / first] * first
@@ -66,7 +68,7 @@ def _expand(kernels: list[float], plan: KernelPlan | None, first: int, first_tra
     if second is not None and rest:
         out += [rest[0] * plan.other_traffic / second] * second
         rest = rest[1:]
-    return out + [k * plan.other_traffic for k in rest]
+    return out + [k * plan.other_traffic / rest_launches for k in rest for _ in range(rest_launches)]
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,8 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         small = elementwise.mixer_kernels(mixer, d)
         if plan is not None:
             rope = plan.rope_kernels if mixer.family in elementwise.SOFTMAX_HEADS else None
-            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, rope)
+            passes = plan.recurrent_pass_kernels if mixer.family in RECURRENT_FAMILIES else 1
+            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, rope, passes)
         add("elementwise", count * _elementwise_time(small, tokens, hw, p))
         kernels += count * (gemm_kernels + 1 + len(small))
     for block, count in spec.ffn_groups:

@@ -62,6 +62,7 @@ def kernel_plan(engine: EngineProfile) -> KernelPlan:
     return KernelPlan(fused_projections=k.fused_projections, norm_kernels=k.norm_kernels,
                       norm_traffic=k.norm_traffic, rope_kernels=k.rope_kernels,
                       activation_kernels=k.activation_kernels, other_traffic=k.other_traffic,
+                      recurrent_pass_kernels=k.recurrent_pass_kernels,
                       cuda_graphs=k.cuda_graphs, max_graph_batch=k.max_graph_batch,
                       host_per_kernel_s=k.host_per_kernel_s, decode_table=a.decode_table or None,
                       prefill_table=a.prefill_table or None, mla_decode_table=a.mla_decode_table or None)

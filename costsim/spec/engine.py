@@ -37,6 +37,9 @@ class Kernels(_Strict):
                                             "eager: SiLU, then mul)")
     other_traffic: PositiveFloat = Field(1.0, description="bytes of the other elementwise passes relative to "
                                          "fused kernels")
+    recurrent_pass_kernels: PositiveInt = Field(1, description="launches per elementwise pass of a recurrent "
+                                                "layer (short conv, gates, gated norm): 1 fused; HF's torch code "
+                                                "runs each as about 10 ops")
     cuda_graphs: bool = Field(True, description="decode steps replayed as CUDA graphs (a graph node's gap per "
                                                 "kernel) instead of launched from the host")
     max_graph_batch: PositiveInt = Field(512, description="largest decode batch captured as a graph; larger "
