@@ -32,6 +32,7 @@ from costsim import model_costs as mc
 from costsim.engine import comm
 from costsim.engine.timing import KernelPlan, decode_step_time, prefill_time
 from costsim.errors import CostsimError
+from costsim.families.cost import ArrayLike
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.layout import Layout
@@ -282,7 +283,20 @@ class _Sharded:
             total = total + (lay.pp - 1) * p2p
         return total
 
+    def cpu_bound(self, gpu: np.ndarray, sequences: ArrayLike) -> np.ndarray:
+        """A step's time with the engine's CPU time per step (step_s + per_sequence_s x sequences): after the
+        GPU's, or overlapped with it (max of the two) where the engine schedules ahead; no engine: the GPU's."""
+        if self.engine is None:
+            return gpu
+        o = self.engine.overheads
+        cpu = o.step_s + o.per_sequence_s * np.asarray(sequences, dtype=np.float64)
+        return np.maximum(gpu, cpu) if o.overlapped else gpu + cpu
+
     def tpot(self, context: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.cpu_bound(self.gpu_tpot(context, b), b)
+
+    def gpu_tpot(self, context: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """One decode step of b sequences on the devices alone (no CPU time)."""
         lay = self.layout
         micro = np.maximum(b / lay.pp, 1.0)
         steps = [decode_step_time(st, self.hw, self._local(context), micro, self.p, self.dep.cuda_graphs, self.plan)
@@ -290,16 +304,13 @@ class _Sharded:
         head = steps[0].by_class["lm_head"]
         slowest = np.max(np.stack(np.broadcast_arrays(*[st.total_s - st.by_class["lm_head"] for st in steps])),
                          axis=0)
-        gpu = lay.pp * slowest + head + self.comm_decode(b)
-        if self.engine is None:
-            return gpu
-        o = self.engine.overheads
-        cpu = o.step_s + o.per_sequence_s * np.asarray(b, dtype=np.float64)
-        return np.maximum(gpu, cpu) if o.overlapped else gpu + cpu
+        return lay.pp * slowest + head + self.comm_decode(b)
 
-    def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0, batch: float = 1.0) -> np.ndarray:
+    def ttft(self, context: np.ndarray, already_cached: np.ndarray | float = 0.0, batch: float = 1.0,
+             request_floor: bool = True) -> np.ndarray:
         """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp), for
-        `batch` sequences prefilled together (1: the time to first token of one request)."""
+        `batch` sequences prefilled together (1: the time to first token of one request); with an engine and
+        `request_floor`, its per-request TTFT floor (HTTP, tokenisation) is added."""
         lay, p, dep = self.layout, self.p, self.dep
         context = np.asarray(context, dtype=np.float64)
         n_local = context / lay.cp
@@ -323,7 +334,7 @@ class _Sharded:
         chunks = np.maximum(np.ceil(n_local / dep.prefill_chunk_tokens), 1.0)
         p2p = comm.point_to_point(self.hw, np.minimum(n_local, dep.prefill_chunk_tokens) * self.spec.hidden_size
                                   * p.act_bytes, span=lay.devices_per_replica) if lay.pp > 1 else 0.0
-        floor = 0.0 if self.engine is None else self.engine.overheads.ttft_floor_s
+        floor = self.engine.overheads.ttft_floor_s if self.engine is not None and request_floor else 0.0
         return slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head + floor
 
 

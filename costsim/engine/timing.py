@@ -236,7 +236,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         pairs_per_head = core.flops_matrix / (getattr(mixer, "num_heads", 1) * per_pair_per_head)
         mats = projection_matrices(mixer, d)
         gemm_kernels = fused_gemm_count(mats, d) if plan is not None and plan.fused_projections else len(mats)
-        depth = gemm_depth_factor(hw, projection_matrices(mixer, d))
+        depth = gemm_depth_factor(hw, mats)
         add("gemm", count * (gemm_time(gemm, hw, p, tokens, depth) + gemm_kernels * hw.efficiency.matmul_latency_s))
         core_hw = _core_profile(hw, klass, mixer, plan)
         add(klass, count * _kernel_time(core, core_hw, p,

@@ -19,8 +19,6 @@ import numpy as np
 from costsim.engine.parallel import _Sharded
 from costsim.engine.timing import StepTime, decode_step_time, prefill_time
 from costsim.families.cost import ArrayLike
-from costsim.serving.engines import check_serves, kernel_plan
-from costsim.serving.memory import weights_and_pool_budget
 from costsim.spec.deployment import Deployment
 from costsim.spec.engine import EngineProfile, Speculation
 from costsim.spec.hardware import HardwareProfile
@@ -37,37 +35,25 @@ def _sum(step: StepTime, classes: tuple[str, ...]) -> np.ndarray:
 
 
 class StepModel:
-    """One replica of `layout` served by `engine`: step times, the KV pool and the sequences it holds."""
+    """One replica of `layout` served by `engine`: step times, the KV pool and the sequences it holds. The
+    replica is engine/parallel.py's sharded model under the engine's rules (kernel list, pool, max_num_seqs,
+    CPU time); this class adds the steps a decode-only model has no use for (mixed, verify)."""
 
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout,
                  engine: EngineProfile):
-        check_serves(engine, spec, hw)
         self.spec, self.hw, self.layout, self.engine = spec, hw, layout, engine
-        self.plan = kernel_plan(engine)
-        dep = dep.model_copy(update={"cuda_graphs": engine.kernels.cuda_graphs,
-                                     "prefill_chunk_tokens": engine.scheduler.max_batched_tokens})
-        self.dep, self.p = dep, dep.precision
-        self.sh = _Sharded(spec, hw, dep, layout, overlap=True, plan=self.plan,
-                           memory_budget=weights_and_pool_budget(engine, hw, dep.precision))
+        self.sh = _Sharded(spec, hw, dep, layout, overlap=True, engine=engine)
+        self.plan, self.p = self.sh.plan, self.sh.p
         self.devices = layout.devices_per_replica
-        self.usd_per_s = self.devices * hw.usd_per_hour / 3600.0 / dep.utilisation
+        self.usd_per_s = self.sh.usd_s
 
-    # memory ---------------------------------------------------------------------------------------
     def max_sequences(self, context: ArrayLike) -> np.ndarray:
         """Sequences of `context` tokens whose caches fit the pool on every device, capped by the
         scheduler's max_num_seqs."""
-        fit = self.sh.max_batch_at(np.asarray(context, dtype=np.float64))
-        return np.minimum(fit, float(self.engine.scheduler.max_num_seqs))
-
-    # steps ----------------------------------------------------------------------------------------
-    def _cpu(self, gpu: np.ndarray, b: np.ndarray) -> np.ndarray:
-        o = self.engine.overheads
-        cpu = o.step_s + o.per_sequence_s * b
-        return np.maximum(gpu, cpu) if o.overlapped else gpu + cpu
+        return self.sh.max_batch_at(np.asarray(context, dtype=np.float64))
 
     def decode(self, context: ArrayLike, b: ArrayLike) -> np.ndarray:
-        t, b = np.asarray(context, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        return self._cpu(self.sh.tpot(t, b), b)
+        return self.sh.tpot(np.asarray(context, dtype=np.float64), np.asarray(b, dtype=np.float64))
 
     def _stage_parts(self, rows: np.ndarray, context: np.ndarray, b: np.ndarray, chunk: np.ndarray,
                      cached: np.ndarray) -> np.ndarray:
@@ -75,7 +61,7 @@ class StepModel:
         `context` and whose prefill part is a chunk of `chunk` tokens after `cached` ones (lm head apart)."""
         lay, out = self.layout, []
         local = context / lay.cp
-        for st in self.stages_for_timing:
+        for st in self.sh.stages:
             linear = decode_step_time(st, self.hw, 0.0, rows / lay.pp, self.p, True, self.plan)
             dec = decode_step_time(st, self.hw, local, np.maximum(b, 1e-9) / lay.pp, self.p, True, self.plan)
             core = np.where(b > 0, _sum(dec, CORE_DECODE), 0.0)
@@ -84,10 +70,6 @@ class StepModel:
             core = core + np.where(chunk > 0, _sum(pre, CORE_PREFILL), 0.0)
             out.append(_sum(linear, LINEAR) + core)
         return np.max(np.stack(np.broadcast_arrays(*out)), axis=0)
-
-    @property
-    def stages_for_timing(self) -> list[ModelSpec]:
-        return self.sh.stages
 
     def _head(self, rows: np.ndarray) -> np.ndarray:
         st = self.sh.stages[-1]
@@ -99,12 +81,13 @@ class StepModel:
         rows = b + n
         gpu = self.layout.pp * self._stage_parts(rows, t, b, n, c0) + self._head(b + (n > 0)) \
             + self.sh.comm_decode(np.maximum(rows, 1.0))
-        return self._cpu(gpu, b + (n > 0))
+        return self.sh.cpu_bound(gpu, b + (n > 0))
 
     def prefill(self, chunk: ArrayLike, cached: ArrayLike = 0.0) -> np.ndarray:
         """A prefill chunk alone (batch of one prompt)."""
         n = np.asarray(chunk, dtype=np.float64)
-        return self._cpu(self.sh.ttft(n, np.asarray(cached, dtype=np.float64)), np.ones_like(n))
+        return self.sh.cpu_bound(self.sh.ttft(n, np.asarray(cached, dtype=np.float64), request_floor=False),
+                                 np.ones_like(n))
 
     def verify(self, context: ArrayLike, b: ArrayLike, spec_method: Speculation) -> np.ndarray:
         """One speculative step: k drafter passes, then the target checks k + 1 tokens per sequence."""
@@ -114,9 +97,9 @@ class StepModel:
         target = self.layout.pp * self._stage_parts(rows, t, b, np.zeros_like(b), np.zeros_like(b)) \
             + self._head(rows) + self.sh.comm_decode(rows)
         # drafter: draft_layers of the target's layers per drafted token, and its own LM head
-        one_step = self.sh.tpot(t, b)
+        one_step = self.sh.gpu_tpot(t, b)
         head = self._head(b)
         layers = max(self.spec.num_layers, 1)
         vocab_share = (spec_method.draft_vocab or self.spec.vocab_size) / self.spec.vocab_size
         draft = k * ((one_step - head) * spec_method.draft_layers / layers + head * vocab_share)
-        return self._cpu(target + draft, b)
+        return self.sh.cpu_bound(target + draft, b)
