@@ -894,6 +894,21 @@ def rel_err(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
+def repetitions(run, target_s):
+    """How many times to time `run` (one timed call sizes it: about target_s of calls, 3-200) and a start
+    and end event per repetition. Every rank must run the same number of times (a graph or step holds
+    collectives under tensor parallelism), so the ranks agree on the smallest."""
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    run()
+    torch.cuda.synchronize()
+    one = max(time.perf_counter() - t, 1e-6)
+    reps = agreed(int(min(200, max(5 if one < 0.5 else 3, target_s / one))), "MIN")
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    return reps, starts, ends
+
+
 def time_step_eager(fn, target_s):
     """--style eager: the step as an eager user sees it. Three warm-up calls, then per repetition a device
     sync (the queue empty, as after reading the previous step's logits), CUDA events around the eager call,
@@ -901,15 +916,7 @@ def time_step_eager(fn, target_s):
     the call (perf_counter around it) is kept too. Returns (stats, False)."""
     for _ in range(3):
         fn()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    torch.cuda.synchronize()
-    one = max(time.perf_counter() - t, 1e-6)
-    reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
-    reps = agreed(reps, "MIN")
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    reps, starts, ends = repetitions(fn, target_s)
     host = []
     for i in range(reps):
         torch.cuda.synchronize()
@@ -952,15 +959,7 @@ def time_step(fn, target_s):
         graph, out, run, used_graph = None, None, fn, False
         torch.cuda.synchronize()
     run()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    run()
-    torch.cuda.synchronize()
-    one = max(time.perf_counter() - t, 1e-6)
-    reps = int(min(200, max(5 if one < 0.5 else 3, target_s / one)))
-    reps = agreed(reps, "MIN")  # every rank must replay the same number of times: the graph holds collectives
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    reps, starts, ends = repetitions(run, target_s)
     for i in range(reps):
         starts[i].record()
         run()
