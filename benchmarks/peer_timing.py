@@ -1,6 +1,6 @@
 """Run inside an environment where the peers are installed (`pip install llm-analysis genz-llm`):
 times one estimate of each peer for Llama-3.1-8B-like shapes on one H100 at 8k context and prints
-JSON. Called by bench_peers.py; calls as documented in ../shared/reference/peers.md."""
+JSON. Called by bench_peers.py; calls as documented in docs/peers.md."""
 
 from __future__ import annotations
 

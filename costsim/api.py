@@ -74,7 +74,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
              prompt: int | str | None = None, output_tokens: int | str | None = None,
              engine: str | None = None) -> dict[str, Any]:
-    """The `costsim estimate` result as a dict (keys of the JSON contract in design.md); with `engine`
+    """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); with `engine`
     (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's."""
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware

@@ -3,7 +3,7 @@
 `run`: the CUDA program (microbench/run.sh) always runs; microbench/torch_kernels.py runs after it
 where PyTorch with CUDA is importable. `model-step`: microbench/model_step.py times whole synthetic
 model steps (needs PyTorch with CUDA; flash-linear-attention for the hybrid). All write the record
-format of ../shared/design.md; every file's header names the costsim invocation that produced it.
+format of docs/contracts.md; every file's header names the costsim invocation that produced it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`costsim validate`: predict every measured kernel with the timing model and report the error.
 
-Each record of ``measurements/*.jsonl`` (format in ../shared/design.md) is turned into the FLOPs and
+Each record of ``measurements/*.jsonl`` (format in docs/contracts.md) is turned into the FLOPs and
 bytes costsim counts for that kernel, then timed with the same roofline per kernel class the
 engine uses (``engine/timing.py``) on the hardware profile the record names. The error is
 (predicted - measured) / measured, signed.

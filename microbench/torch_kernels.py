@@ -14,7 +14,7 @@ Times the ops of ``costsim_bench`` through the kernels people deploy, on the loc
   built its library (``microbench/flashmla_decode.py``); skipped otherwise.
 
 Every op is checked against a naive fp32 reference on a small shape before it is timed; a failing or
-crashing check skips that op (logged, never recorded). Records follow ``shared/design.md``
+crashing check skips that op (logged, never recorded). Records follow ``docs/contracts.md``
 ("Measurement records") with the extra fields of ``microbench/NOTES.md``.
 
     python3 microbench/torch_kernels.py [--quick] [--out FILE.jsonl] [--log FILE] [--deadline S]

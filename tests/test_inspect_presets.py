@@ -1,5 +1,5 @@
 """`costsim inspect` runs on every preset and every file in models/, in every format, and its JSON
-carries the key names of the `estimate` contract (../shared/design.md)."""
+carries the key names of the `estimate` contract (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The presets against numbers published by the model makers or computed independently
-(../shared/reference/architectures.md, tags [V] and [D]); none of these is read back from costsim."""
+(models/SOURCES.md); none of these is read back from costsim."""
 
 from __future__ import annotations
 

@@ -247,7 +247,7 @@ def summarize_api(task: TaskCost) -> dict[str, Any]:
 
 
 def summarize(task: TaskCost) -> dict[str, Any]:
-    """The `costsim scenario run --format json` contract (../shared/design.md)."""
+    """The `costsim scenario run --format json` contract (docs/contracts.md)."""
     fits = bool(task.usable_cache_bytes > 0 and np.all(task.peak_cache_bytes <= task.usable_cache_bytes))
     if not fits:
         # no dollars or times for a deployment that cannot hold the task: never a silently wrong number

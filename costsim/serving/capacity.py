@@ -81,7 +81,7 @@ def evaluate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: Arr
 
 def estimate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int,
              batch: int | None = None, tpot_target_s: float | None = None) -> dict[str, Any]:
-    """One point, as the `costsim estimate` JSON contract (../shared/design.md)."""
+    """One point, as the `costsim estimate` JSON contract (docs/contracts.md)."""
     p = dep.precision
     if batch is None and tpot_target_s is not None:
         batch = _largest_batch_meeting(spec, hw, dep, context, tpot_target_s)

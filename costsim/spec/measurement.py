@@ -1,4 +1,4 @@
-"""The measurement record contract (../shared/design.md): one JSON object per line of
+"""The measurement record contract (docs/contracts.md): one JSON object per line of
 ``measurements/*.jsonl``, written by the bundled microbenchmark and read by calibrate/validate.
 
 Shape fields are required per op; extra fields (p10/p90, flops, achieved_gb_s, variant, ...) are
