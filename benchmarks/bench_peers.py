@@ -1,7 +1,7 @@
 """costsim's cost per estimate against the peers that install from PyPI, side by side.
 
-    python -m venv /tmp/peers && /tmp/peers/bin/pip install llm-analysis genz-llm
-    python benchmarks/bench_peers.py --peer-python /tmp/peers/bin/python
+    python -m venv .peers && .peers/bin/pip install llm-analysis genz-llm
+    python benchmarks/bench_peers.py --peer-python .peers/bin/python
 """
 
 from __future__ import annotations
