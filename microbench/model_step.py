@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_shapes import MODELS
-from torch_env import common_parser, gpu_header, hardware_slug, write_log
+from torch_env import common_parser, gpu_header, hardware_slug, host_cpu, host_seconds_per_call, write_log
 
 DT = torch.bfloat16
 EPS = 1e-6
@@ -73,6 +73,7 @@ class Run:
     mla_triton = False  # fused MLA decode kernel (mla_decode.py) once it passes its check
     mla_flash = False  # FlashMLA's decode kernel (flashmla_decode.py) once it passes its check
     mla_pad = 8  # MLA cache rounded up to this many tokens (64 where FlashMLA's pages need it)
+    host_blocks = False  # --host-blocks: time the host's issue of each part of an eager step
     profile_all = False  # profile every point, not only the first of each phase (to attribute a miss)
     profile_top = 12  # kernels listed per profiled point
     attention = "auto"  # or one SDPA backend's source name (--attention)
@@ -866,22 +867,35 @@ class Model:
         """The step as an HF-transformers model's forward runs it (eager, op for op; see eager_attn)."""
         from torch.nn.attention import sdpa_kernel
 
+        x, cos, sin = self.eager_embed(tokens, states)
+        with sdpa_kernel([backend]):  # once per step (HF sets no backend; this pins the harness's choice)
+            for kind, layer, st in zip(self.kinds, self.layers, states, strict=True):
+                x = self.eager_mixer(kind, layer, st, x, phase, ctx, backend, cos, sin)
+                x = self.eager_ffn(layer, x)
+            return self.eager_head(x, states, phase)
+
+    # an eager step's parts, which --host-blocks also times one by one
+    def eager_embed(self, tokens, states):
         B, S = tokens.shape
         x = F.embedding(tokens, self.emb)
         cos, sin = hf_rotary_tables(self.inv_freq, states[0]["pos"].view(B, S), x.dtype)
-        with sdpa_kernel([backend]):  # once per step (HF sets no backend; this pins the harness's choice)
-            for kind, layer, st in zip(self.kinds, self.layers, states, strict=True):
-                residual = x
-                h = hf_rms_norm(x, layer["n1"])
-                if kind == "gdn":
-                    h = eager_gdn(self.m, layer["mix"], h, st, phase)
-                else:
-                    h = eager_attn(self.m, layer["mix"], h, st, phase, ctx, backend, kind == "gated_attn", cos, sin)
-                x = residual + all_reduce(h)
-                residual = x
-                h = eager_mlp(layer["ffn"], hf_rms_norm(x, layer["n2"]))
-                x = residual + all_reduce(h)
-            x = hf_rms_norm(x, self.final_norm)
+        return x, cos, sin
+
+    def eager_mixer(self, kind, layer, st, x, phase, ctx, backend, cos, sin):
+        """The pre-norm, the mixer and the residual add of one decoder layer."""
+        h = hf_rms_norm(x, layer["n1"])
+        if kind == "gdn":
+            h = eager_gdn(self.m, layer["mix"], h, st, phase)
+        else:
+            h = eager_attn(self.m, layer["mix"], h, st, phase, ctx, backend, kind == "gated_attn", cos, sin)
+        return x + all_reduce(h)
+
+    def eager_ffn(self, layer, x):
+        """The post-attention norm, the MLP and the residual add."""
+        return x + all_reduce(eager_mlp(layer["ffn"], hf_rms_norm(x, layer["n2"])))
+
+    def eager_head(self, x, states, phase):
+        x = hf_rms_norm(x, self.final_norm)
         rows = x[0, states[0]["chunk"] - 1:] if phase == "mixed" else x[:, -1]
         return F.linear(rows, self.lm_head)
 
@@ -990,13 +1004,38 @@ def kernel_class(name: str) -> str:
     return "other"
 
 
+RUNTIME_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx", "cudaMemcpyAsync",
+                 "cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaMemsetAsync", "cudaMalloc", "cudaFree")
+
+
+def log_host_profile(prof) -> None:
+    """An eager step's host side under the profiler: CUDA runtime calls by count and host time (a
+    synchronising call shows the host waiting on the GPU), and the ops with the most host time of their own."""
+    runtime: dict = {}
+    for e in prof.events():
+        if e.device_type.name == "CPU" and e.name in RUNTIME_CALLS:
+            n, us = runtime.get(e.name, (0, 0.0))
+            runtime[e.name] = (n + 1, us + e.cpu_time_total)
+    log("    host runtime calls: " + ", ".join(f"{k} {n}x {us / 1e3:.2f} ms" for k, (n, us) in sorted(runtime.items())))
+    ops = sorted((a for a in prof.key_averages() if a.key not in RUNTIME_CALLS and a.self_cpu_time_total > 0),
+                 key=lambda a: -a.self_cpu_time_total)[:R.profile_top]
+    for a in ops:
+        log(f"    host {a.self_cpu_time_total / 1e3:8.3f} ms self {a.count:5d}x {a.key[:100]}")
+
+
 def profile_step(fn):
     """One eager step under the profiler: kernel count, device time per kernel class, top kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    eager = R.style == "eager"
+    with profile(activities=[ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if eager else [])) as prof:
         fn()
         torch.cuda.synchronize()
+    if eager:  # where an eager step's host time goes (the profiler's own cost inflates it; shares are the point)
+        try:
+            log_host_profile(prof)
+        except Exception as exc:
+            log(f"    host profile failed: {exc!r}")
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
     by_class: dict = {}
     by_name: dict = {}
@@ -1281,6 +1320,59 @@ def past_model_end() -> bool:
     return bool(agreed(int(time.time() > R.model_end), "MAX"))
 
 
+HOST_BLOCK_POINTS = {"decode": (8, 2048, 0), "prefill": (1, 1024, 0), "mixed": (8, 2048, 512)}  # (B, n, chunk)
+HOST_CALLS_PER_BLOCK = 10  # an eager layer launches up to ~60 kernels: 10 calls stay far below the launch queue
+
+
+def host_blocks(model, chosen) -> None:
+    """--host-blocks: the host's time to issue each part of an eager step on its own (the embedding and rotary
+    tables, one mixer of each kind, one FFN, the final norm and LM head), per phase at one point. Blocks of
+    HOST_CALLS_PER_BLOCK calls between perf_counter reads, the device synchronised before and after each, so
+    the host never waits on the GPU: the parts' issue costs, which costsim composes into a whole step's
+    (the whole-step records are the check of that composition). Records: op host_call."""
+    for phase, (B, n, chunk) in HOST_BLOCK_POINTS.items():
+        if phase in chosen and chosen[phase][0] is not None:
+            host_parts(model, phase, chosen[phase][0], chosen[phase][1], B, n, chunk)
+            torch.cuda.empty_cache()
+
+
+def host_parts(model, phase, label, backend, B, n, chunk) -> None:
+    from torch.nn.attention import sdpa_kernel
+    from torch.profiler import ProfilerActivity, profile
+
+    ctx, S = (0, n) if phase == "prefill" else (n, 1)
+    states = model.state(B, ctx + S, S, ctx, chunk=chunk)
+    tokens = torch.randint(0, model.m["vocab"], (1, chunk + B) if chunk else (B, S), device=DEV)
+    with torch.inference_mode(), sdpa_kernel([backend]):
+        x, cos, sin = model.eager_embed(tokens, states)
+        parts = {"embed": lambda: model.eager_embed(tokens, states),
+                 "head": lambda: model.eager_head(x, states, phase)}
+        for kind in sorted(set(model.kinds)):
+            i = model.kinds.index(kind)
+            parts[f"mixer:{kind}"] = (lambda i=i, kind=kind: model.eager_mixer(
+                kind, model.layers[i], states[i], x, phase, ctx, backend, cos, sin))
+        parts["ffn"] = lambda: model.eager_ffn(model.layers[0], x)
+        for part, fn in parts.items():
+            fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                fn()
+                torch.cuda.synchronize()
+            kernels = sum(1 for e in prof.events() if e.device_type.name == "CUDA")
+            per_call = host_seconds_per_call(fn, 10 if R.quick else 30, HOST_CALLS_PER_BLOCK)
+            rec = {"op": "host_call", "call": f"eager_{part}", "model": model.m["model"], "model_name": model.name,
+                   "phase": phase, "batch": B, "context": ctx, "seq_len": S, "kernels_per_call": kernels,
+                   "hardware": R.hardware, "gpu_name": R.gpu_name, "dtype": "bf16", "source": "torch-host-cost",
+                   "time_s": per_call[len(per_call) // 2], "p10_s": per_call[len(per_call) // 10],
+                   "p90_s": per_call[(9 * len(per_call)) // 10], "blocks": len(per_call),
+                   "calls_per_block": HOST_CALLS_PER_BLOCK, "attention_kernel": label, "step_style": "eager"}
+            if chunk:
+                rec["prefill_tokens"] = chunk
+            emit(rec)
+            log(f"  host {model.name:22s} {phase:7s} {part:18s} {rec['time_s'] * 1e6:8.1f} us/call "
+                f"(p10 {rec['p10_s'] * 1e6:.1f}, p90 {rec['p90_s'] * 1e6:.1f}), {kernels} kernels")
+
+
 def attention_kernel_label(m, phase, B, S, label, pad_v) -> str:
     """What ran the attention of a timed step, for the record."""
     if m["kind"] in ("mla", "hybrid_kda") and phase == "decode":
@@ -1435,20 +1527,10 @@ def run_model(name):
             f"{t['med'] * 1e3:9.3f} ms (p10 {t['p10'] * 1e3:.3f}, p90 {t['p90'] * 1e3:.3f}, {t['reps']} reps, "
             f"graph={used_graph}, {kernels[phase]} kernels"
             + (f", style {R.style}, host call {t['host_med'] * 1e3:.3f} ms" if R.style == "eager" else "") + ")")
+    if R.host_blocks and R.style == "eager" and not past_model_end():
+        host_blocks(model, chosen)
     del model
     torch.cuda.empty_cache()
-
-
-def host_cpu() -> str:
-    """The host's CPU model and logical CPU count (the eager style's header)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
-    except OSError:
-        pass
-    return f"unknown ({os.cpu_count()} logical CPUs)"
 
 
 def main(argv=None):
@@ -1457,6 +1539,8 @@ def main(argv=None):
     ap.add_argument("--no-fuse", action="store_true", help="plain eager elementwise ops (no torch.compile)")
     ap.add_argument("--profile-all", action="store_true",
                     help="profile one eager step at every point (default: the first point of each phase)")
+    ap.add_argument("--host-blocks", action="store_true",
+                    help="--style eager: also time the host's issue of each part of a step (op host_call records)")
     ap.add_argument("--profile-top", type=int, default=12, help="kernels listed per profiled point")
     ap.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks; run under torchrun --nproc_per_node N")
     ap.add_argument("--attention", default="auto", choices=["auto", "torch-sdpa-cudnn", "torch-sdpa-flash"],
@@ -1500,6 +1584,7 @@ def main(argv=None):
     R.t0 = time.time()
     R.quick = a.quick
     R.profile_all = a.profile_all
+    R.host_blocks = a.host_blocks
     R.profile_top = a.profile_top
     R.deadline = a.deadline or (90.0 if a.quick else 600.0)
     R.logf = open(a.log, "w") if a.log else None  # noqa: SIM115

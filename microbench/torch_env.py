@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 import subprocess
 import sys
@@ -70,3 +71,32 @@ def common_parser(doc: str, full_deadline_s: float, only: list[str]) -> argparse
                     help=f"seconds (default {full_deadline_s:g}; 90 with --quick)")
     ap.add_argument("--only", default=",".join(only))
     return ap
+
+
+def host_cpu() -> str:
+    """The host's CPU model and logical CPU count (the header of eager-style and host-cost runs)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    return f"unknown ({os.cpu_count()} logical CPUs)"
+
+
+def host_seconds_per_call(fn, blocks: int, calls_per_block: int) -> list[float]:
+    """The host's time to issue fn, sorted, one value per block: three warm-up calls, then blocks of
+    back-to-back calls between perf_counter reads with the device synchronised before and after each
+    block, so the launch queue never fills and the host never waits on the GPU."""
+    for _ in range(3):
+        fn()
+    per_call = []
+    for _ in range(blocks):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(calls_per_block):
+            fn()
+        per_call.append((time.perf_counter() - t) / calls_per_block)
+        torch.cuda.synchronize()
+    return sorted(per_call)

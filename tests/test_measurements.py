@@ -30,7 +30,9 @@ def test_file_follows_schema(path):
 
 
 MULTI_GPU_FILES = [p for p in FILES if "-x2-" in p.name]
-CUDA_FILES = [p for p in FILES if "torch" not in p.name and "model-step" not in p.name and p not in MULTI_GPU_FILES]
+# the CUDA bench's files: not the PyTorch-side ones (torch, model steps, host issue costs) nor the multi-GPU ones
+CUDA_FILES = [p for p in FILES if not any(k in p.name for k in ("torch", "model-step", "host-cost"))
+              and p not in MULTI_GPU_FILES]
 
 
 @pytest.mark.parametrize("path", CUDA_FILES, ids=lambda p: p.name)

@@ -29,10 +29,14 @@ SHAPE_FIELDS: dict[str, tuple[str, ...]] = {
     "model_step": ("phase", "model", "batch", "context", "seq_len"),
     # documented in microbench/NOTES.md: one NCCL collective over `ranks` GPUs of one node (collectives.py)
     "collective": ("collective", "ranks", "bytes"),
+    # documented in microbench/NOTES.md: the host's time to issue one eager call or step part (host_cost.py,
+    # model_step.py --host-blocks); not a GPU time, so validate does not predict it
+    "host_call": ("call", "kernels_per_call"),
 }
 
 KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdpa-cudnn", "torch-sdpa-math",
-                 "torch-sdpa-efficient", "torch-flex", "fla", "flashmla", "torch-model-step", "nccl", "gloo")
+                 "torch-sdpa-efficient", "torch-flex", "fla", "flashmla", "torch-model-step", "nccl", "gloo",
+                 "torch-host-cost")
 LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
 
 
