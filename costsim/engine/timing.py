@@ -40,9 +40,15 @@ class KernelPlan:
     activation_kernels: int = 1
     other_traffic: float = 1.0
     recurrent_pass_kernels: int = 1
+    recurrent_pass_traffic: float = 1.0
     cuda_graphs: bool = True
     max_graph_batch: int = 512
     host_per_kernel_s: float = 0.0
+    qk_norm_kernels: int = 0
+    recurrent_prefill_kernels: int = 1
+    host_attention_call_s: float = 0.0
+    host_recurrent_decode_call_s: float = 0.0
+    host_recurrent_prefill_call_s: float = 0.0
     decode_table: str | None = None
     prefill_table: str | None = None
     mla_decode_table: str | None = "flashmla"
@@ -56,10 +62,11 @@ def fused_gemm_count(matrices: list[tuple[float, float]], d: int) -> int:
 
 
 def _expand(kernels: list[float], plan: KernelPlan | None, first: int, first_traffic: float,
-            second: int | None = None, rest_launches: int = 1) -> list[float]:
+            second: int | None = None, rest_launches: int = 1, rest_traffic: float | None = None) -> list[float]:
     """A block's elementwise kernels as `plan` launches them: the first (the pre-norm) as `first`
     launches moving `first_traffic` times its bytes, the second (rotary or activation) as `second`
-    launches, the rest at the plan's traffic factor, `rest_launches` launches each. Launch counts matter:
+    launches, the rest at `rest_traffic` (default: the plan's traffic factor), `rest_launches` launches
+    each. Launch counts matter:
     each pays a fixed latency (and, in eager PyTorch, the host's time to issue it)."""
     if plan is None or not kernels:
         return kernels
@@ -68,7 +75,8 @@ def _expand(kernels: list[float], plan: KernelPlan | None, first: int, first_tra
     if second is not None and rest:
         out += [rest[0] * plan.other_traffic / second] * second
         rest = rest[1:]
-    return out + [k * plan.other_traffic / rest_launches for k in rest for _ in range(rest_launches)]
+    traffic = plan.other_traffic if rest_traffic is None else rest_traffic
+    return out + [k * traffic / rest_launches for k in rest for _ in range(rest_launches)]
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     tokens = batch * n
     by_class: dict[str, np.ndarray] = {}
     kernels = 2.0  # final norm and LM head; every block adds its own below
+    library_host = 0.0  # eager: host time of attention and recurrent library calls beyond their launches
 
     def add(klass: str, value: np.ndarray) -> None:
         by_class[klass] = by_class.get(klass, 0.0) + value
@@ -242,12 +251,26 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         add(klass, count * _kernel_time(core, core_hw, p,
                                         _core_eff(core_hw, klass, pairs_per_head, core.flops_matrix)))
         small = elementwise.mixer_kernels(mixer, d)
+        core_kernels = 1
         if plan is not None:
             rope = plan.rope_kernels if mixer.family in elementwise.SOFTMAX_HEADS else None
-            passes = plan.recurrent_pass_kernels if mixer.family in RECURRENT_FAMILIES else 1
-            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, rope, passes)
+            recurrent = mixer.family in RECURRENT_FAMILIES
+            small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, rope,
+                            plan.recurrent_pass_kernels if recurrent else 1,
+                            plan.recurrent_pass_traffic if recurrent else None)
+            if plan.qk_norm_kernels and getattr(mixer, "qk_norm", "none") == "rms":
+                # per-head q and k norms as their own ops: each reads and writes q or k, partly in fp32
+                qk = 2.0 * (mixer.num_heads + mixer.num_kv_heads) * mixer.head_dim * plan.norm_traffic
+                small = small + [qk / plan.qk_norm_kernels] * plan.qk_norm_kernels
+            if mixer.family in RECURRENT_FAMILIES:
+                prefill = phase == "prefill"
+                core_kernels = plan.recurrent_prefill_kernels if prefill else 1
+                library_host += count * (plan.host_recurrent_prefill_call_s if prefill
+                                         else plan.host_recurrent_decode_call_s)
+            else:
+                library_host += count * plan.host_attention_call_s
         add("elementwise", count * _elementwise_time(small, tokens, hw, p))
-        kernels += count * (gemm_kernels + 1 + len(small))
+        kernels += count * (gemm_kernels + core_kernels + len(small))
     for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
         rows = tokens
@@ -278,7 +301,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     total = sum(by_class.values())
     if plan is not None and plan.host_per_kernel_s > 0:
         # eager PyTorch: the host issues every op; when that takes longer than the GPU's work, the GPU waits
-        host = kernels * plan.host_per_kernel_s * np.ones_like(n)
+        host = (kernels * plan.host_per_kernel_s + library_host) * np.ones_like(n)
         by_class["host_bound"] = np.maximum(host - total, 0.0)
         total = total + by_class["host_bound"]
     shape = np.broadcast_shapes(np.shape(total), np.shape(n), np.shape(c), np.shape(batch))

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 FAMILIES = ("dense", "sliding", "chunked", "nsa", "mla", "dsa", "linear", "gated_delta", "mamba2", "mamba")
 VENDORS = ("nvidia", "amd", "google", "intel", "aws", "other")
@@ -40,6 +49,9 @@ class Kernels(_Strict):
     recurrent_pass_kernels: PositiveInt = Field(1, description="launches per elementwise pass of a recurrent "
                                                 "layer (short conv, gates, gated norm): 1 fused; HF's torch code "
                                                 "runs each as about 10 ops")
+    recurrent_pass_traffic: PositiveFloat = Field(1.0, description="bytes those passes move relative to "
+                                                  "fused kernels (HF's torch path: casts to fp32, strided "
+                                                  "copies of transposed views, repeated heads; about 9x)")
     cuda_graphs: bool = Field(True, description="decode steps replayed as CUDA graphs (a graph node's gap per "
                                                 "kernel) instead of launched from the host")
     max_graph_batch: PositiveInt = Field(512, description="largest decode batch captured as a graph; larger "
@@ -47,6 +59,19 @@ class Kernels(_Strict):
     host_per_kernel_s: NonNegativeFloat = Field(0.0, description="host time to issue one kernel outside a "
                                                 "graph (Python dispatch in eager PyTorch); a step takes at "
                                                 "least kernels x this")
+    qk_norm_kernels: NonNegativeInt = Field(0, description="launches of the per-head q and k RMSNorms of "
+                                            "attention with qk_norm = 'rms' beyond the rotary kernel they are "
+                                            "fused into (0 fused; eager: two HF RMSNorms, about 16)")
+    recurrent_prefill_kernels: PositiveInt = Field(1, description="launches of one chunked recurrent prefill "
+                                                   "(fla's chunk_gated_delta_rule: about 9) where costsim "
+                                                   "otherwise counts one")
+    host_attention_call_s: NonNegativeFloat = Field(0.0, description="host time of one attention library call "
+                                                    "(SDPA's backend dispatch) beyond its kernels' launches")
+    host_recurrent_decode_call_s: NonNegativeFloat = Field(0.0, description="host time of one recurrent "
+                                                           "decode call (fla's fused_recurrent Triton path) "
+                                                           "beyond its kernels' launches")
+    host_recurrent_prefill_call_s: NonNegativeFloat = Field(0.0, description="the same for one chunked "
+                                                            "recurrent prefill call")
 
 
 class Attention(_Strict):
