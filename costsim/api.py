@@ -97,10 +97,13 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
             raise CostsimError("--prompt and --output-tokens go together; give both (or neither, and --context)")
         p_tokens = parse_tokens(prompt, "--prompt")
         o_tokens = parse_tokens(output_tokens, "--output-tokens")
+        result = estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
         if engine is not None:
-            raise CostsimError("--engine works with --context; for prompt and output lengths use costsim serve "
-                               "--isl --osl")
-        return estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
+            from costsim.serving.engines import load_engine
+            from costsim.serving.serve import engine_request
+
+            result.update(engine_request(spec, hw, dep, load_engine(engine), p_tokens, o_tokens, b, target))
+        return result
     result = serve(spec, hw, dep, n, b, target)
     if engine is not None:
         from costsim.serving.engines import load_engine

@@ -48,8 +48,26 @@ LayoutOpt = Annotated[str | None, typer.Option(help="several devices per system:
 PlanOpt = Annotated[str | None, typer.Option("--plan", help="auto: the cheapest layout per point up to "
                                                             "--max-devices (docs/deployments.md)")]
 MaxDevicesOpt = Annotated[int, typer.Option(help="with --plan auto: the largest layout considered")]
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="serving engine: vllm (default), sglang, trtllm, "
-                                                             "pytorch-eager, or a profile .toml")]
+
+
+def _no_engine(name: str | None) -> str | None:
+    """--engine none: costsim's own kernel list and 10% reserve (the model its harnesses check), no engine."""
+    return None if name is None or name.strip().lower() == "none" else name
+
+
+EngineOpt = Annotated[str | None, typer.Option("--engine", callback=_no_engine,
+                                               help="serving engine: vllm (default), sglang, trtllm, pytorch-eager, "
+                                                    "a profile .toml, or none (costsim's own kernel list)")]
+
+
+def _needs_engine(engine: str | None, command: str) -> str:
+    """serve and frontier simulate an engine's step loop: --engine none has no loop to run."""
+    if engine is None:
+        from costsim.errors import CostsimError
+
+        raise CostsimError(f"--engine: {command} simulates a serving engine's step loop; name one (vllm, sglang, "
+                           "trtllm, pytorch-eager or a profile .toml), not none")
+    return engine
 
 
 def _engine(name: str | None):
@@ -176,7 +194,7 @@ def estimate(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
                                                    "see costsim plan")] = None,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -231,8 +249,8 @@ def _estimate_table(r: dict[str, Any]) -> str:
     if r.get("engine"):
         rows.insert(0, ["engine", f"{r['engine']} {r['engine_version']} (KV pool, kernel list and CPU time its own)"])
     if "usd_per_request" in r:
-        rows += [["request latency", f"{r['request_latency_s']:,.2f} s"],
-                 ["$ per request", f"{r['usd_per_request']:.6f}"]]
+        rows += [["request latency", num("request_latency_s", 1, ",.2f", " s")],
+                 ["$ per request", num("usd_per_request", 1, ".6f")]]
     title = f"{r['model']} on {r['hardware']} at {r['context_tokens']:,} tokens"
     if "prompt_tokens" in r:
         title += f" ({r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output)"
@@ -283,7 +301,7 @@ def plan(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -333,7 +351,7 @@ def report(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
 ) -> None:
     """One self-contained HTML report: anatomy, cache vs context, serving metrics per device, scenario
     cost, the throughput-interactivity frontier, and the measured error band of the timing model."""
@@ -368,7 +386,7 @@ def crossover(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -425,7 +443,7 @@ def disaggregate(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -475,7 +493,7 @@ def sweep(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -564,7 +582,7 @@ def _layout_label(layout: dict[str, int]) -> str:
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-8b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile name or .toml path")] = DEFAULT_HARDWARE,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     layout: LayoutOpt = None,
     isl: Annotated[str, typer.Option("--isl", help="prompt tokens per request")] = "1k",
     osl: Annotated[str, typer.Option("--osl", help="output tokens per request")] = "1k",
@@ -587,9 +605,10 @@ def serve(
 
     if concurrency is None and request_rate is None and not offline:
         concurrency = "1,8,32,64,128,256"
-    rows = run_serve(model, hardware, engine=engine, layout=layout, isl=isl, osl=osl, concurrency=concurrency,
-                     request_rate=request_rate, offline=offline, requests=requests, speculative=speculative,
-                     price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value)
+    rows = run_serve(model, hardware, engine=_needs_engine(engine, "serve"), layout=layout, isl=isl, osl=osl,
+                     concurrency=concurrency, request_rate=request_rate, offline=offline, requests=requests,
+                     speculative=speculative, price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
+                     state=state_dtype.value)
     flat = [{k: v for k, v in r.items() if k not in ("evidence", "layout", *TIMED)} | _flat_times(r) for r in rows]
     _render(fmt, output, rows if len(rows) > 1 else rows[0], flat, lambda: _serve_table(rows))
 
@@ -610,7 +629,7 @@ def frontier(
     model: Annotated[str, typer.Option("--model", "-m", help="preset or config.json")] = "llama-3.1-70b",
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profiles, comma-separated, or all")]
     = "h100-sxm,h200,b200",
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     isl: Annotated[str, typer.Option("--isl", help="prompt tokens per request")] = "1k",
     osl: Annotated[str, typer.Option("--osl", help="output tokens per request")] = "1k",
     max_devices: Annotated[int, typer.Option(help="largest layout (tp x pp) considered")] = 8,
@@ -627,9 +646,9 @@ def frontier(
     from costsim.api import frontier as run_frontier
     from costsim.output.formats import dumps_table
 
-    res = run_frontier(model, hardware, engine=engine, isl=isl, osl=osl, max_devices=max_devices,
-                       speculative=speculative, weights=weight_dtype.value, kv_cache=kv_dtype.value,
-                       state=state_dtype.value)
+    res = run_frontier(model, hardware, engine=_needs_engine(engine, "frontier"), isl=isl, osl=osl,
+                       max_devices=max_devices, speculative=speculative, weights=weight_dtype.value,
+                       kv_cache=kv_dtype.value, state=state_dtype.value)
     if plot:
         from costsim.output.plots import frontier_figure, write_html
 
@@ -668,7 +687,7 @@ def compare(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -900,7 +919,7 @@ def scenario_run(
     plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
     layout: Annotated[str | None, typer.Option(help="run on a multi-device replica: tp=8,pp=2 (peak cache is "
                                                    "then per device)")] = None,
-    engine: EngineOpt = None,
+    engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:

@@ -265,3 +265,39 @@ def test_an_eager_step_waits_on_the_host_issuing_every_kernel_and_library_call()
                          "host_per_kernel_s": 1.0})
     gap = float(prefill_time(hybrid, hw, 512, plan=nine).total_s - prefill_time(hybrid, hw, 512, plan=one).total_s)
     assert gdn_layers == 36 and gap == pytest.approx(36 * 8 * 1.0 + 36 * 0.5, rel=1e-9)
+
+
+def test_the_cli_times_under_vllm_unless_told_none(capsys):
+    """Every timing command defaults to --engine vllm; --engine none is costsim's own kernel list, which is
+    what the Python functions give without engine=."""
+    assert main(["estimate", "-m", "llama-3.1-8b", "-H", "h100-sxm", "-c", "8k", "--batch", "8", "-f", "json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["engine"] == "vllm"
+    assert default["tpot_s"] == pytest.approx(costsim.estimate("llama-3.1-8b", "h100-sxm", context="8k", batch=8,
+                                                               engine="vllm")["tpot_s"], rel=1e-12)
+    assert main(["estimate", "-m", "llama-3.1-8b", "-H", "h100-sxm", "-c", "8k", "--batch", "8", "--engine", "none",
+                 "-f", "json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "engine" not in plain
+    assert plain["tpot_s"] == pytest.approx(costsim.estimate("llama-3.1-8b", "h100-sxm", context="8k",
+                                                             batch=8)["tpot_s"], rel=1e-12)
+    assert plain["tpot_s"] < default["tpot_s"]  # the engine's CPU time and attention tables come on top
+    for command in ("serve", "frontier"):
+        assert main([command, "--engine", "none"]) == 2
+        err = capsys.readouterr().err
+        assert "--engine" in err and "\n" not in err.strip()
+
+
+def test_a_request_under_an_engine_is_its_prefill_then_its_decodes():
+    r = costsim.estimate("llama-3.1-8b", "h200", prompt="20k", output_tokens="2k", engine="vllm")
+    model = step_model("llama-3.1-8b", "h200")
+    engine = load_engine("vllm")
+    assert r["batch"] == r["max_batch"] == int(model.max_sequences(22_000.0))
+    assert r["tpot_s"] == pytest.approx(float(model.decode(21_000.0, r["batch"])), rel=1e-12)
+    assert r["ttft_s"] == pytest.approx(float(model.prefill(20_000.0)) + engine.overheads.ttft_floor_s, rel=1e-12)
+    assert r["request_latency_s"] == pytest.approx(r["ttft_s"] + 2_000 * r["tpot_s"], rel=1e-12)
+    assert r["usd_per_request"] == pytest.approx(
+        (20_000 * r["usd_per_mtok_input"] + 2_000 * r["usd_per_mtok_output"]) / 1e6, rel=1e-12)
+    crowded = costsim.estimate("llama-3.1-8b", "h200", prompt="20k", output_tokens="2k", engine="vllm", batch=500)
+    assert crowded["fits_memory"] is False and crowded["request_latency_s"] is None
+    assert "does not fit" in crowded["reason"]

@@ -149,3 +149,25 @@ def engine_point(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: 
         out["reason"] = (f"does not fit: {engine.name}'s KV pool holds {int(fit)} sequences of {context:,} tokens, "
                          f"{int(b)} asked; lower --batch, or see costsim plan / costsim serve --layout")
     return out
+
+
+def engine_request(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: EngineProfile, prompt: int,
+                   output: int, batch: int | None, tpot_target_s: float | None) -> dict[str, Any]:
+    """`costsim estimate --prompt P --output-tokens O --engine E`: as engine_point with the pool sized for
+    P + O tokens per sequence, TTFT of the prompt (the engine's floor included), decode priced at the
+    average context P + O / 2 (as costsim's own request mode), and the request's latency and dollars."""
+    out = engine_point(spec, hw, dep, engine, prompt + output, batch, tpot_target_s)
+    if not out["fits_memory"]:
+        out.update({"request_latency_s": None, "usd_per_request": None})
+        return out
+    model = StepModel(spec, hw, dep, Layout(), engine)
+    b = float(out["batch"])
+    tpot = float(model.decode(prompt + output / 2.0, b))
+    ttft = float(model.prefill(float(prompt))) + engine.overheads.ttft_floor_s
+    out_price = model.usd_per_s / (b / tpot) * 1e6
+    in_price = model.usd_per_s / (prompt / ttft) * 1e6
+    out.update({"tpot_s": tpot, "ttft_s": ttft, "decode_tokens_per_s": b / tpot, "prefill_tokens_per_s": prompt / ttft,
+                "usd_per_mtok_output": out_price, "usd_per_mtok_input": in_price,
+                "request_latency_s": ttft + output * tpot,
+                "usd_per_request": (prompt * in_price + output * out_price) / 1e6})
+    return out
