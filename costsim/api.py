@@ -75,7 +75,9 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              prompt: int | str | None = None, output_tokens: int | str | None = None,
              engine: str | None = None) -> dict[str, Any]:
     """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); with `engine`
-    (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's."""
+    (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's. None, the
+    default here, is costsim's own kernel list and 10% reserve (`--engine none`); the command line's default
+    is engine="vllm"."""
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.serving.capacity import estimate as serve
