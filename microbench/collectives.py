@@ -7,7 +7,7 @@ is checked (the reduced / gathered / exchanged values are what the ranks sent), 
 over repetitions; the record's time is the median over repetitions of the slowest rank.
 
     torchrun --nproc_per_node 8 microbench/collectives.py --out measurements/h100-sxm-x8-nccl.jsonl
-    python3 microbench/collectives.py --spawn 2 --device cpu --max-bytes 1M --out /tmp/gloo.jsonl   # a test
+    python3 microbench/collectives.py --spawn 2 --device cpu --max-bytes 1M --out gloo.jsonl   # a test
 
 Record fields (op `collective`, documented in microbench/NOTES.md): `collective`, `ranks`, `bytes`
 (the per-rank buffer for all-reduce and all-to-all, the gathered output for all-gather, the input for
