@@ -246,23 +246,23 @@ def test_an_eager_step_waits_on_the_host_issuing_every_kernel_and_library_call()
     RMSNorm, 12 rotary ops and the cache write (26); gate, up, down GEMMs, an 8-op norm, SiLU and mul (13);
     then the final norm (8) and the LM head: 32 x 39 + 9 = 1,257 kernels. At batch 1 the GPU's work is far
     shorter than the host's, so the step is 1,257 x 20 us + 32 attention calls x 40 us = 26.42 ms."""
-    from costsim.engine.timing import KernelPlan, decode_step_time, prefill_time
+    from dataclasses import replace
+
+    from costsim.engine.timing import decode_step_time, prefill_time
     from costsim.serving.engines import kernel_plan
 
     spec, hw = costsim.load_model("llama-3.1-8b"), load_hardware("h200")
     base = kernel_plan(load_engine("pytorch-eager"))
-    fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
-    plan = KernelPlan(**{**fields, "host_per_kernel_s": 20e-6, "host_attention_call_s": 40e-6})
+    plan = replace(base, host_per_kernel_s=20e-6, host_attention_call_s=40e-6)
     step = decode_step_time(spec, hw, 1024, 1, plan=plan)
     assert float(step.total_s) == pytest.approx(1257 * 20e-6 + 32 * 40e-6, rel=1e-9)
     assert float(step.by_class["host_bound"]) > 0
     # a Gated DeltaNet layer's chunked prefill is fla's 9 kernels and one library call, not one kernel
     hybrid = costsim.load_model("qwen3-next-80b-a3b")
     gdn_layers = sum(c for m, c in hybrid.mixer_groups if m.family == "gated_delta")
-    one = KernelPlan(**{**fields, "recurrent_prefill_kernels": 1, "host_recurrent_prefill_call_s": 0.0,
-                        "host_per_kernel_s": 1.0})  # a host so slow that the step is the host's time alone
-    nine = KernelPlan(**{**fields, "recurrent_prefill_kernels": 9, "host_recurrent_prefill_call_s": 0.5,
-                         "host_per_kernel_s": 1.0})
+    # a host so slow that the step is the host's time alone
+    one = replace(base, recurrent_prefill_kernels=1, host_recurrent_prefill_call_s=0.0, host_per_kernel_s=1.0)
+    nine = replace(base, recurrent_prefill_kernels=9, host_recurrent_prefill_call_s=0.5, host_per_kernel_s=1.0)
     gap = float(prefill_time(hybrid, hw, 512, plan=nine).total_s - prefill_time(hybrid, hw, 512, plan=one).total_s)
     assert gdn_layers == 36 and gap == pytest.approx(36 * 8 * 1.0 + 36 * 0.5, rel=1e-9)
 

@@ -262,7 +262,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
                 # per-head q and k norms as their own ops: each reads and writes q or k, partly in fp32
                 qk = 2.0 * (mixer.num_heads + mixer.num_kv_heads) * mixer.head_dim * plan.norm_traffic
                 small = small + [qk / plan.qk_norm_kernels] * plan.qk_norm_kernels
-            if mixer.family in RECURRENT_FAMILIES:
+            if recurrent:
                 prefill = phase == "prefill"
                 core_kernels = plan.recurrent_prefill_kernels if prefill else 1
                 library_host += count * (plan.host_recurrent_prefill_call_s if prefill

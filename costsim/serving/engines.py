@@ -58,19 +58,10 @@ def check_serves(engine: EngineProfile, spec: ModelSpec, hw: HardwareProfile) ->
 
 
 def kernel_plan(engine: EngineProfile) -> KernelPlan:
-    k, a = engine.kernels, engine.attention
-    return KernelPlan(fused_projections=k.fused_projections, norm_kernels=k.norm_kernels,
-                      norm_traffic=k.norm_traffic, rope_kernels=k.rope_kernels,
-                      activation_kernels=k.activation_kernels, other_traffic=k.other_traffic,
-                      recurrent_pass_kernels=k.recurrent_pass_kernels,
-                      recurrent_pass_traffic=k.recurrent_pass_traffic,
-                      cuda_graphs=k.cuda_graphs, max_graph_batch=k.max_graph_batch,
-                      host_per_kernel_s=k.host_per_kernel_s, qk_norm_kernels=k.qk_norm_kernels,
-                      recurrent_prefill_kernels=k.recurrent_prefill_kernels,
-                      host_attention_call_s=k.host_attention_call_s,
-                      host_recurrent_decode_call_s=k.host_recurrent_decode_call_s,
-                      host_recurrent_prefill_call_s=k.host_recurrent_prefill_call_s,
-                      decode_table=a.decode_table or None,
+    """The profile's [kernels] as the timing model takes them (the plan holds every Kernels field, by the same
+    name), with its attention tables ('' in a profile: none)."""
+    a = engine.attention
+    return KernelPlan(**engine.kernels.model_dump(), decode_table=a.decode_table or None,
                       prefill_table=a.prefill_table or None, mla_decode_table=a.mla_decode_table or None)
 
 
