@@ -174,15 +174,16 @@ STEP_STYLE_ENGINE = {"engine": "vllm", "eager": "pytorch-eager"}
 KERNEL_TABLE = {"torch-sdpa-cudnn": "torch-sdpa-cudnn", "torch-sdpa-flash": "torch-sdpa-flash"}
 
 
-def _engine_step(r: dict[str, Any], hw: HardwareProfile) -> float:
+def _engine_step(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> float:
     """A step timed through an engine profile (records that name a step_style, and mixed steps): the
-    profile's kernel list, with the attention table of the kernel the harness ran."""
+    profile's kernel list, with the attention table of the kernel the harness ran; `engine` replaces the
+    style's bundled profile (a fit trying values)."""
     from costsim.serving.engines import load_engine
     from costsim.serving.steps import StepModel
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import Layout
 
-    engine = load_engine(STEP_STYLE_ENGINE[r.get("step_style", "engine")])
+    engine = engine or load_engine(STEP_STYLE_ENGINE[r.get("step_style", "engine")])
     # the harness times the forward alone (graph replay or the eager call): no scheduler, sampler or HTTP
     engine = engine.model_copy(update={"overheads": engine.overheads.model_copy(
         update={"step_s": 0.0, "per_sequence_s": 0.0, "ttft_floor_s": 0.0})})
@@ -200,14 +201,14 @@ def _engine_step(r: dict[str, Any], hw: HardwareProfile) -> float:
     return float(model.prefill(float(r["seq_len"]), float(r.get("context", 0))))
 
 
-def _model_step(r: dict[str, Any], hw: HardwareProfile) -> float:
+def _model_step(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> float:
     """A whole decode step or prefill of a model, as `costsim estimate` times it (top-level profile
     efficiencies, no per-implementation tables: the engine's own assumptions are what is checked);
     records with a step_style, and mixed steps, through their engine profile."""
     from costsim.engine.timing import decode_step_time, prefill_time
 
     if "step_style" in r or r["phase"] == "mixed":
-        return _engine_step(r, hw)
+        return _engine_step(r, hw, engine)
     spec = model_for_record(r)
     p = _precision(r.get("dtype", "bf16"))
     if r.get("layout"):  # a tensor-parallel step over several GPUs: engine/parallel.py, comm included
@@ -256,10 +257,11 @@ def _collective(r: dict[str, Any], hw: HardwareProfile) -> float:
     return float(fn(hw, ranks, float(r["bytes"]), span=span))
 
 
-def predict_record(r: dict[str, Any], hw: HardwareProfile) -> float | None:
-    """Predicted seconds for one measured kernel; None for ops the engine does not model (launch)."""
+def predict_record(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> float | None:
+    """Predicted seconds for one measured kernel; None for ops the engine does not model (launch). `engine`
+    (an EngineProfile) times the model steps that go through an engine profile in place of their style's."""
     if r["op"] == "model_step":
-        return _model_step(r, hw)
+        return _model_step(r, hw, engine)
     if r["op"] == "collective":
         return _collective(r, hw)
     if r["op"] == "launch":
