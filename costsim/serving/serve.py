@@ -124,10 +124,13 @@ def _load_fields(work: Workload, load: float) -> dict[str, Any]:
 
 
 def engine_point(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: EngineProfile, context: int,
-                 batch: int | None, tpot_target_s: float | None) -> dict[str, Any]:
+                 batch: int | None, tpot_target_s: float | None, *, decode_context: float | None = None,
+                 prompt: int | None = None) -> dict[str, Any]:
     """`costsim estimate --engine`: one decode batch at one context as the engine runs it on one device (its
     pool and max_num_seqs cap the batch, its kernel list and CPU time price the step, its TTFT floor adds
-    to the prefill). The keys `estimate` reports, replaced."""
+    to the prefill). The keys `estimate` reports, replaced. The pool and the batch are sized for `context`
+    tokens per sequence; the decode step is priced at `decode_context` and the prefill is of `prompt` tokens
+    (both `context` unless given: a request prices them apart, engine_request)."""
     model = StepModel(spec, hw, dep, Layout(), engine)
     fit = float(model.max_sequences(float(context)))
     if batch is None and tpot_target_s is not None and fit >= 1:
@@ -135,9 +138,10 @@ def engine_point(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: 
         ok = candidates[model.decode(float(context), candidates) <= tpot_target_s]
         batch = int(ok.max()) if ok.size else 1
     b = float(batch) if batch is not None else max(fit, 1.0)
-    tpot = float(model.decode(float(context), b))
-    ttft = float(model.prefill(float(context))) + engine.overheads.ttft_floor_s
-    decode_tps, prefill_tps = b / tpot, context / ttft
+    prompt = context if prompt is None else prompt
+    tpot = float(model.decode(float(context if decode_context is None else decode_context), b))
+    ttft = float(model.prefill(float(prompt))) + engine.overheads.ttft_floor_s
+    decode_tps, prefill_tps = b / tpot, prompt / ttft
     out = {"engine": engine.name, "engine_version": engine.version, "batch": int(b), "max_batch": int(fit),
            "fits_memory": fit >= b and fit >= 1, "tpot_s": tpot, "ttft_s": ttft, "decode_tokens_per_s": decode_tps,
            "prefill_tokens_per_s": prefill_tps, "usd_per_mtok_output": model.usd_per_s / decode_tps * 1e6,
@@ -153,21 +157,14 @@ def engine_point(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: 
 
 def engine_request(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: EngineProfile, prompt: int,
                    output: int, batch: int | None, tpot_target_s: float | None) -> dict[str, Any]:
-    """`costsim estimate --prompt P --output-tokens O --engine E`: as engine_point with the pool sized for
-    P + O tokens per sequence, TTFT of the prompt (the engine's floor included), decode priced at the
-    average context P + O / 2 (as costsim's own request mode), and the request's latency and dollars."""
-    out = engine_point(spec, hw, dep, engine, prompt + output, batch, tpot_target_s)
+    """`costsim estimate --prompt P --output-tokens O --engine E`: engine_point with the pool sized for P + O
+    tokens per sequence, TTFT of the prompt (the engine's floor included), decode priced at the average
+    context P + O / 2 (as costsim's own request mode), and the request's latency and dollars."""
+    out = engine_point(spec, hw, dep, engine, prompt + output, batch, tpot_target_s,
+                       decode_context=prompt + output / 2.0, prompt=prompt)
     if not out["fits_memory"]:
         out.update({"request_latency_s": None, "usd_per_request": None})
         return out
-    model = StepModel(spec, hw, dep, Layout(), engine)
-    b = float(out["batch"])
-    tpot = float(model.decode(prompt + output / 2.0, b))
-    ttft = float(model.prefill(float(prompt))) + engine.overheads.ttft_floor_s
-    out_price = model.usd_per_s / (b / tpot) * 1e6
-    in_price = model.usd_per_s / (prompt / ttft) * 1e6
-    out.update({"tpot_s": tpot, "ttft_s": ttft, "decode_tokens_per_s": b / tpot, "prefill_tokens_per_s": prompt / ttft,
-                "usd_per_mtok_output": out_price, "usd_per_mtok_input": in_price,
-                "request_latency_s": ttft + output * tpot,
-                "usd_per_request": (prompt * in_price + output * out_price) / 1e6})
+    out.update({"request_latency_s": out["ttft_s"] + output * out["tpot_s"],
+                "usd_per_request": (prompt * out["usd_per_mtok_input"] + output * out["usd_per_mtok_output"]) / 1e6})
     return out
