@@ -22,10 +22,19 @@ import json
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from torch_env import common_parser, gpu_header, hardware_slug, host_cpu, host_seconds_per_call, write_log
+from torch_env import (
+    common_parser,
+    gpu_header,
+    hardware_slug,
+    host_cpu,
+    host_seconds_per_call,
+    kernels_launched,
+    write_log,
+)
 
 DEV = "cuda"
 BF16 = torch.bfloat16
@@ -164,32 +173,9 @@ def check(name: str, fn, backend, inputs) -> tuple[float, bool] | None:
     return None
 
 
-def kernels_per_call(fn, backend) -> int:
-    from torch.nn.attention import sdpa_kernel
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        if backend is not None:
-            with sdpa_kernel([backend]):
-                fn()
-        else:
-            fn()
-        torch.cuda.synchronize()
-    return sum(1 for e in prof.events() if e.device_type.name == "CUDA")
-
-
-def host_time(fn, backend, blocks: int) -> list[float]:
-    """Host seconds per call, one value per block of CALLS_PER_BLOCK calls (the backend pinned once per
-    block, outside the timed calls, as an eager step pins it once)."""
-    from contextlib import nullcontext
-
-    from torch.nn.attention import sdpa_kernel
-
-    with sdpa_kernel([backend]) if backend is not None else nullcontext():
-        return host_seconds_per_call(fn, blocks, CALLS_PER_BLOCK)
-
-
 def main() -> int:
+    from torch.nn.attention import sdpa_kernel
+
     global LOG
     calls_all = ["aten", "attention", "recurrent"]
     ap = common_parser(__doc__, 300.0, calls_all)
@@ -227,8 +213,10 @@ def main() -> int:
                     log(f"CHECK {name}: rel_err {err:.3e} {'PASS' if ok else 'FAIL'}")
                     if not ok:
                         continue
-                kernels = kernels_per_call(fn, backend)
-                ts = host_time(fn, backend, blocks)
+                # the backend pinned once around the timed calls, as an eager step pins it once
+                with sdpa_kernel([backend]) if backend is not None else nullcontext():
+                    kernels = kernels_launched(fn)
+                    ts = host_seconds_per_call(fn, blocks, CALLS_PER_BLOCK)
             except Exception as exc:  # a backend that refuses a shape is reported, not fatal
                 log(f"{name}: {str(exc).splitlines()[0][:160]}")
                 continue

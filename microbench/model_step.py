@@ -46,7 +46,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_shapes import MODELS
-from torch_env import common_parser, gpu_header, hardware_slug, host_cpu, host_seconds_per_call, write_log
+from torch_env import (
+    common_parser,
+    gpu_header,
+    hardware_slug,
+    host_cpu,
+    host_seconds_per_call,
+    kernels_launched,
+    write_log,
+)
 
 DT = torch.bfloat16
 EPS = 1e-6
@@ -1338,7 +1346,6 @@ def host_blocks(model, chosen) -> None:
 
 def host_parts(model, phase, label, backend, B, n, chunk) -> None:
     from torch.nn.attention import sdpa_kernel
-    from torch.profiler import ProfilerActivity, profile
 
     ctx, S = (0, n) if phase == "prefill" else (n, 1)
     states = model.state(B, ctx + S, S, ctx, chunk=chunk)
@@ -1355,10 +1362,7 @@ def host_parts(model, phase, label, backend, B, n, chunk) -> None:
         for part, fn in parts.items():
             fn()
             torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                fn()
-                torch.cuda.synchronize()
-            kernels = sum(1 for e in prof.events() if e.device_type.name == "CUDA")
+            kernels = kernels_launched(fn)
             per_call = host_seconds_per_call(fn, 10 if R.quick else 30, HOST_CALLS_PER_BLOCK)
             rec = {"op": "host_call", "call": f"eager_{part}", "model": model.m["model"], "model_name": model.name,
                    "phase": phase, "batch": B, "context": ctx, "seq_len": S, "kernels_per_call": kernels,

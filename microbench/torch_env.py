@@ -100,3 +100,13 @@ def host_seconds_per_call(fn, blocks: int, calls_per_block: int) -> list[float]:
         per_call.append((time.perf_counter() - t) / calls_per_block)
         torch.cuda.synchronize()
     return sorted(per_call)
+
+
+def kernels_launched(fn) -> int:
+    """The GPU kernels one call of fn launches, counted under the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type.name == "CUDA")
