@@ -73,21 +73,27 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
              prompt: int | str | None = None, output_tokens: int | str | None = None,
-             engine: str | None = None) -> dict[str, Any]:
+             engine: str | None = None, single_device: bool = False, max_devices: int = 72) -> dict[str, Any]:
     """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); with `engine`
     (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's. None, the
     default here, is costsim's own kernel list and 10% reserve (`--engine none`); the command line's default
-    is engine="vllm"."""
+    is engine="vllm". A point one device cannot hold is answered on the cheapest layout up to `max_devices`
+    that fits (`placement`, `layout`, `devices` say so); with `single_device=True` its times and dollars are
+    null and `reason` says how many devices it needs. `warnings` lists an unmet --tpot-ms and a context
+    beyond the model's maximum."""
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.serving.capacity import estimate as serve
     from costsim.serving.capacity import estimate_request
+    from costsim.serving.placement import resolve
     from costsim.spec.deployment import Deployment
     from costsim.units import parse_tokens
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
     check_positive("--tpot-ms", tpot_ms, " of milliseconds")
+    if not 1 <= max_devices <= 4096:
+        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
     hw = load_hardware(hardware, usd_per_hour=price)
     n = parse_tokens(context, "--context")
     b: int | None
@@ -100,19 +106,22 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
         p_tokens = parse_tokens(prompt, "--prompt")
         o_tokens = parse_tokens(output_tokens, "--output-tokens")
         result = estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
-        if engine is not None:
-            from costsim.serving.engines import load_engine
+        eng = _engine_for(engine, spec, hw)
+        if eng is not None:
             from costsim.serving.serve import engine_request
 
-            result.update(engine_request(spec, hw, dep, load_engine(engine), p_tokens, o_tokens, b, target))
-        return result
-    result = serve(spec, hw, dep, n, b, target)
-    if engine is not None:
-        from costsim.serving.engines import load_engine
-        from costsim.serving.serve import engine_point
+            result.update(engine_request(spec, hw, dep, eng, p_tokens, o_tokens, b, target))
+        n = p_tokens + o_tokens
+    else:
+        result = serve(spec, hw, dep, n, b, target)
+        eng = _engine_for(engine, spec, hw)
+        if eng is not None:
+            from costsim.serving.serve import engine_point
 
-        result.update(engine_point(spec, hw, dep, load_engine(engine), n, b, target))
-    return result
+            result.update(engine_point(spec, hw, dep, eng, n, b, target))
+    name = model if isinstance(model, str) else spec.name
+    return resolve(result, spec, hw, dep, n, b, target, eng, single_device=single_device, max_devices=max_devices,
+                   model_arg=name, request=prompt is not None)
 
 
 def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,

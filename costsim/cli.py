@@ -48,6 +48,9 @@ LayoutOpt = Annotated[str | None, typer.Option(help="several devices per system:
 PlanOpt = Annotated[str | None, typer.Option("--plan", help="auto: the cheapest layout per point up to "
                                                             "--max-devices (docs/deployments.md)")]
 MaxDevicesOpt = Annotated[int, typer.Option(help="with --plan auto: the largest layout considered")]
+SingleDeviceOpt = Annotated[bool, typer.Option("--single-device", help="one device only: where the model or the "
+                                                                       "batch does not fit, say what it needs "
+                                                                       "instead of answering on a layout")]
 
 
 def _no_engine(name: str | None) -> str | None:
@@ -110,6 +113,12 @@ def _deployment(weights: Dtype, kv: Dtype, state: Dtype):
     from costsim.spec.deployment import Deployment
 
     return Deployment(weights=weights.value, kv_cache=kv.value, state=state.value)
+
+
+def _warn(warnings: list[str]) -> None:
+    """Warnings go to stderr (and stay in the JSON): the answer on stdout stays machine-readable."""
+    for w in dict.fromkeys(warnings):
+        sys.stderr.write(f"warning: {w}\n")
 
 
 def _emit(text: str) -> None:
@@ -194,11 +203,15 @@ def estimate(
     state_dtype: StateDtypeOpt = Dtype.fp32,
     layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
                                                    "see costsim plan")] = None,
+    single_device: SingleDeviceOpt = False,
+    max_devices: Annotated[int, typer.Option(help="where one device does not hold it: the largest layout "
+                                                  "considered")] = 72,
     engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Time, memory and dollars per million tokens of one model on one accelerator at one context."""
+    """Time, memory and dollars per million tokens of one model on one accelerator at one context; where
+    one device does not hold it, on the cheapest layout that does (--single-device: say what it needs)."""
     from costsim.api import estimate as run_estimate
 
     if layout is not None:
@@ -216,45 +229,59 @@ def estimate(
         return
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
                           weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
-                          prompt=prompt, output_tokens=output_tokens, engine=engine)
+                          prompt=prompt, output_tokens=output_tokens, engine=engine, single_device=single_device,
+                          max_devices=max_devices)
     _render(fmt, output, result, [result], lambda: _estimate_table(result))
+    _warn(result.get("warnings", []))
 
 
 def _estimate_table(r: dict[str, Any]) -> str:
     from costsim.output.formats import dumps_table
-    from costsim.units import fmt_bytes
+    from costsim.units import fmt_bytes, fmt_duration
 
-    fit = "yes" if r["fits_memory"] else f"NO (short by {fmt_bytes(r['memory_shortfall_bytes'])})"
-    if r.get("engine") and not r["fits_memory"]:
-        fit = f"NO: {r['reason']}"
+    placed = "placement" in r
+    fit = "yes" if r["fits_memory"] else "NO (see below)"
+    if placed:
+        fit = f"yes, on {r['devices']} devices (one does not hold it)"
 
     def num(key: str, scale: float, fmt: str, unit: str = "") -> str:
         return "-" if r.get(key) is None else f"{r[key] * scale:{fmt}}{unit}"
 
+    per_device = " per device" if placed else ""
     rows = [
         ["fits in memory", fit],
         ["max batch at this context", f"{r['max_batch']:,}"],
-        ["batch", f"{r['batch']:,}"],
-        ["weights", fmt_bytes(r["weight_bytes"])],
-        ["cache per sequence", fmt_bytes(r["cache_bytes_per_sequence"])],
-        ["TTFT (prefill)", num("ttft_s", 1e3, ",.1f", " ms")],
-        ["TPOT (decode step)", num("tpot_s", 1e3, ",.2f", " ms")],
-        ["decode tokens/s (device)", num("decode_tokens_per_s", 1, ",.0f")],
+        ["batch", f"{r['batch']:,}" + (" (largest that fits)" if r.get("batch") == r.get("max_batch") else "")],
+        ["weights" + per_device, fmt_bytes(r["weight_bytes_per_device"] if placed else r["weight_bytes"])],
+        ["cache per sequence" + per_device,
+         fmt_bytes(r["cache_bytes_per_sequence_per_device"] if placed else r["cache_bytes_per_sequence"])],
+        ["TTFT (prefill)", fmt_duration(r.get("ttft_s"))],
+        [f"TPOT (decode step, batch {r['batch']:,})", fmt_duration(r.get("tpot_s"))],
+        ["decode tokens/s" + (" (system)" if placed else " (device)"), num("decode_tokens_per_s", 1, ",.0f")],
         ["prefill tokens/s", num("prefill_tokens_per_s", 1, ",.0f")],
         ["$ / Mtok input", num("usd_per_mtok_input", 1, ",.4f")],
         ["$ / Mtok cached input", num("usd_per_mtok_cached_input", 1, ",.5f")],
         ["$ / Mtok output", num("usd_per_mtok_output", 1, ",.4f")],
         ["price", f"{r['usd_per_hour']:.2f} USD/h"],
     ]
+    if placed:
+        rows.insert(1, ["layout", f"{r['label']} = {r['devices']} x {r['hardware']} (cheapest that fits)"])
+    if r.get("tpot_target_met") is not None:
+        rows.append(["TPOT target", "met" if r["tpot_target_met"] else "UNMET (see the warning)"])
     if r.get("engine"):
-        rows.insert(0, ["engine", f"{r['engine']} {r['engine_version']} (KV pool, kernel list and CPU time its own)"])
+        rows.insert(0, ["engine", f"{r['engine']} {r['engine_version']}"])
     if "usd_per_request" in r:
-        rows += [["request latency", num("request_latency_s", 1, ",.2f", " s")],
+        rows += [["request latency", fmt_duration(r.get("request_latency_s"))],
                  ["$ per request", num("usd_per_request", 1, ".6f")]]
     title = f"{r['model']} on {r['hardware']} at {r['context_tokens']:,} tokens"
     if "prompt_tokens" in r:
         title += f" ({r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output)"
-    return dumps_table(["quantity", "value"], rows, title=title)
+    notes = []
+    if r.get("reason"):
+        notes.append(r["reason"])
+    if placed:
+        notes.append(f"one {r['hardware']}: {r['placement']['single_device']}; --single-device keeps one device")
+    return dumps_table(["quantity", "value"], rows, title=title) + "".join(f"\n{n}" for n in notes)
 
 
 PLAN_COLUMNS = ["layout", "devices", "fits", "batch", "TPOT ms", "TPOT@1 ms", "TTFT s", "$/Mtok out",
@@ -493,12 +520,14 @@ def sweep(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
+    single_device: SingleDeviceOpt = False,
     engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """One metric vs context length for every model x hardware pair, in one vectorised call."""
-    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    """One metric vs context length for every model x hardware pair, in one vectorised call; where one
+    device does not hold a point, the cheapest layout that does (--single-device: one device only)."""
+    from costsim.output.formats import dumps_csv, dumps_json
     from costsim.sweeps import parse_context_range, split_names
     from costsim.sweeps import sweep as run_sweep
     from costsim.units import parse_tokens
@@ -509,7 +538,8 @@ def sweep(
     chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     result = run_sweep(split_names(model, "--model"), split_names(hardware, "--hardware"), contexts,
                        _deployment(weight_dtype, kv_dtype, state_dtype), batch=b, price=price, layout=chosen_layout,
-                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine))
+                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine),
+                       single_device=single_device)
     if plot:
         from costsim.output.plots import sweep_figure, write_html
 
@@ -521,14 +551,39 @@ def sweep(
         rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
         _write(dumps_csv(rows), output)
     else:
-        headers = ["context"] + [f"{s['model']} · {s['hardware']}" for s in result.series]
-        body = []
-        for i, t in enumerate(result.contexts):
-            cells = [f"{s[metric][i]:.4g}" + ("" if s["fits_memory"][i] else " (OOM)")
-                     + (f" [{int(s['devices'][i])}: {s['layout'][i]}]" if plan_auto and s["fits_memory"][i] else "")
-                     for s in result.series]
-            body.append([f"{int(t):,}", *cells])
-        _write(dumps_table(headers, body, title=f"{metric} vs context"), output)
+        _write(_sweep_table(result, metric, plan_auto), output)
+
+
+# per-token figures whose value depends on how many sequences share the step
+BATCH_DEPENDENT = ("usd_per_mtok_output", "tpot_s", "decode_tokens_per_s")
+
+
+def _sweep_table(result: Any, metric: str, plan_auto: bool) -> str:
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_duration
+
+    headers = ["context"] + [f"{s['model']} · {s['hardware']}" for s in result.series]
+    body = []
+    for i, t in enumerate(result.contexts):
+        cells = []
+        for s in result.series:
+            if not s["fits_memory"][i]:
+                cells.append("does not fit")
+                continue
+            value = float(s[metric][i])
+            cell = fmt_duration(value) if metric.endswith("_s") else f"{value:.4g}"
+            if metric in BATCH_DEPENDENT:
+                cell += f" b={int(s['batch'][i]):,}"
+            devices = int(s["devices"][i]) if "devices" in s else 1
+            if plan_auto or devices > 1:
+                cell += f" [{devices}: {s['layout'][i]}]"
+            cells.append(cell)
+        body.append([f"{int(t):,}", *cells])
+    text = dumps_table(headers, body, title=f"{metric} vs context (b = batch; [N: layout] = devices per system)")
+    if not plan_auto and any(max(s.get("devices", [1])) > 1 for s in result.series):
+        text += ("\n\n[N: layout]: one device does not hold that point; the cheapest layout that does "
+                 "(--single-device: one device only)")
+    return text
 
 
 SERVE_COLUMNS = ["load", "batch", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT p50 ms", "TTFT p99 ms",
@@ -687,12 +742,13 @@ def compare(
     layout: LayoutOpt = None,
     plan_mode: PlanOpt = None,
     max_devices: MaxDevicesOpt = 72,
+    single_device: SingleDeviceOpt = False,
     engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
-    from costsim.output.formats import dumps_csv, dumps_json, dumps_table
+    from costsim.output.formats import dumps_csv, dumps_json
     from costsim.sweeps import compare as run_compare
     from costsim.sweeps import split_names
     from costsim.units import parse_tokens
@@ -701,7 +757,8 @@ def compare(
     chosen_layout, plan_auto = _layout_choice(layout, plan_mode, max_devices)
     rows = run_compare(model, split_names(hardware, "--hardware"), parse_tokens(context, "--context"),
                        _deployment(weight_dtype, kv_dtype, state_dtype), price=price, layout=chosen_layout,
-                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine))
+                       plan_auto=plan_auto, max_devices=max_devices, engine=_engine(engine),
+                       single_device=single_device)
     if plot:
         from costsim.output.plots import compare_figure, write_html
 
@@ -711,22 +768,38 @@ def compare(
     elif fmt is Format.csv:
         _write(dumps_csv(rows), output)
     else:
-        # devices where it fits first, cheapest output first; no serving figures where it does not fit
-        ordered = sorted(rows, key=lambda r: (not r["fits_memory"], r["usd_per_mtok_output"]))
-        if chosen_layout is not None or plan_auto:
-            for r in ordered:
-                r["hardware"] = f"{r['hardware']} x {int(r['devices'])} ({r['layout']})" if r["fits_memory"] \
-                    else f"{r['hardware']} (none up to {max_devices})"
-        body = [[r["hardware"], "yes", f"{int(r['max_batch']):,}", f"{r['ttft_s'] * 1e3:,.0f}",
-                 f"{r['tpot_s'] * 1e3:,.2f}", f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
-                 f"{r['usd_per_mtok_output']:.4f}"] if r["fits_memory"] else
-                [r["hardware"], "no", "0", "-", "-", "-", "-", "-"] for r in ordered]
-        title = f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens" + (f", served by {engine}" if engine
-                                                                                   else "")
-        text = dumps_table(["hardware", "fits", "max batch", "TTFT ms", "TPOT ms", "tok/s", "$/Mtok in",
-                            "$/Mtok out"], body, title=title)
-        refused = [f"{r['hardware']}: {r['reason']}" for r in rows if r.get("reason")]
-        _write(text + ("\n\nnot served: " + "; ".join(refused) if refused else ""), output)
+        _write(_compare_table(rows, engine, max_devices, explicit=chosen_layout is not None or plan_auto), output)
+
+
+def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: int, *, explicit: bool) -> str:
+    """Devices where it runs first, cheapest output first; no serving figures where nothing runs."""
+    from costsim.output.formats import dumps_table
+    from costsim.units import fmt_duration
+
+    ordered = sorted(rows, key=lambda r: (not r["fits_memory"], r["usd_per_mtok_output"]
+                                          if r["fits_memory"] else 0.0))
+    body, placed = [], False
+    for r in ordered:
+        name = r["hardware"]
+        if r["fits_memory"] and (explicit or r["devices"] > 1):
+            name = f"{name} x {int(r['devices'])} ({r['layout']})"
+            placed = placed or (not explicit and r["devices"] > 1)
+        if not r["fits_memory"]:
+            name = f"{name} (nothing up to {max_devices} devices)" if not r.get("reason") else name
+            body.append([name, "no", f"{int(r['max_batch']):,}", "-", "-", "-", "-", "-", "-"])
+            continue
+        body.append([name, "yes", f"{int(r['max_batch']):,}", f"{int(r['batch']):,}", fmt_duration(r["ttft_s"]),
+                     fmt_duration(r["tpot_s"]), f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
+                     f"{r['usd_per_mtok_output']:.4f}"])
+    title = f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens" + (f", served by {engine}" if engine
+                                                                               else "")
+    text = dumps_table(["hardware", "fits", "max batch", "batch", "TTFT", "TPOT", "tok/s", "$/Mtok in",
+                        "$/Mtok out"], body, title=title)
+    if placed:
+        text += ("\n\nx N (layout): one device does not hold it; the cheapest layout that does "
+                 "(--single-device: one device only)")
+    refused = [f"{r['hardware']}: {r['reason']}" for r in rows if r.get("reason")]
+    return text + ("\n\nnot served: " + "; ".join(refused) if refused else "")
 
 
 @app.command()

@@ -22,6 +22,9 @@ from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
 from costsim.units import parse_tokens
 
+# figures that exist only for a configuration that runs: NaN (null in JSON, '-' in tables) where none does
+TIMED_METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_input", "tpot_s", "ttft_s",
+                 "decode_tokens_per_s", "prefill_tokens_per_s")
 METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_input", "tpot_s", "ttft_s",
            "decode_tokens_per_s", "prefill_tokens_per_s", "max_batch", "cache_bytes_per_sequence")
 
@@ -79,12 +82,17 @@ def _progress(done: int, total: int, started: float) -> None:
 
 def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
           batch: int | None = None, price: float | None = None, layout: Layout | None = None,
-          plan_auto: bool = False, max_devices: int = 72, engine: Any = None) -> SweepResult:
+          plan_auto: bool = False, max_devices: int = 72, engine: Any = None,
+          single_device: bool = False) -> SweepResult:
     """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair).
     With `layout`, every pair runs that parallel layout; with `plan_auto`, each context gets the
-    cheapest layout up to `max_devices` (series then carry `devices` and `layout` per context). With
-    `engine` (an EngineProfile), each system runs as that engine runs it: its pool, kernels, CPU time."""
+    cheapest layout up to `max_devices`. Otherwise one device per point, and where one device does not
+    hold the model (at the largest batch), the cheapest layout that does, unless `single_device`. Series
+    carry `devices` and `layout` per context; timed figures are NaN where nothing up to `max_devices`
+    runs. With `engine` (an EngineProfile), each system runs as that engine runs it: its pool, kernels,
+    CPU time."""
     dep = dep or Deployment()
+    fall_back = layout is None and not plan_auto and not single_device and batch is None
     if engine is not None and layout is None and not plan_auto:
         layout = Layout()  # an engine's rules live in the per-layout path
     started = time.perf_counter()
@@ -114,7 +122,9 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
                 else:
                     values = layout_grid(spec, hw, dep, layout, grid, engine=engine)
                     values["layout"] = np.full(grid.shape, layout.label(), dtype=object)
-                result.series.append({"model": spec.name, "hardware": hw.name, **values})
+                    if fall_back:
+                        values = _place_where_needed(values, spec, hw, dep, grid, max_devices, engine)
+                result.series.append(_mask_unfit({"model": spec.name, "hardware": hw.name, **values}))
                 _progress(len(result.series), len(specs) * len(profiles), started)
         return result
     stacked = StackedHardware(profiles)
@@ -124,13 +134,45 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
         values = evaluate(spec, stacked, dep, grid, batch)
         rows = {k: np.broadcast_to(v, (len(profiles), grid.shape[1])) for k, v in values.items()}
         for i, hw in enumerate(profiles):
-            result.series.append({"model": spec.name, "hardware": hw.name, **{k: v[i] for k, v in rows.items()}})
+            values = {k: np.array(v[i]) for k, v in rows.items()}
+            values["devices"] = np.ones(grid.shape[1])
+            values["layout"] = np.full(grid.shape[1], Layout().label(), dtype=object)
+            if fall_back:
+                values = _place_where_needed(values, spec, hw, dep, grid[0], max_devices, None)
+            result.series.append(_mask_unfit({"model": spec.name, "hardware": hw.name, **values}))
         _progress(len(result.series), len(specs) * len(profiles), started)
     return result
 
 
+def _place_where_needed(values: dict[str, Any], spec: Any, hw: Any, dep: Deployment, grid: np.ndarray,
+                        max_devices: int, engine: Any) -> dict[str, Any]:
+    """One device's figures, replaced by the cheapest layout that fits at the points one device cannot hold."""
+    fits = np.asarray(values["fits_memory"], dtype=bool)
+    if fits.all():
+        return values
+    from costsim.engine.parallel import best_layout_grid
+
+    best = best_layout_grid(spec, hw, dep, grid, max_devices, engine=engine)
+    take = ~fits & np.asarray(best["fits_memory"], dtype=bool)
+    out = dict(values)
+    for key, v in best.items():
+        if key in out and key not in ("layout", "fits_memory"):
+            out[key] = np.where(take, v, np.asarray(out[key], dtype=np.float64))
+    out["layout"] = np.where(take, best["layout"], values["layout"])
+    out["fits_memory"] = fits | take
+    return out
+
+
+def _mask_unfit(series: dict[str, Any]) -> dict[str, Any]:
+    fits = np.asarray(series["fits_memory"], dtype=bool)
+    for key in TIMED_METRICS:
+        if key in series:
+            series[key] = np.where(fits, np.asarray(series[key], dtype=np.float64), np.nan)
+    return series
+
+
 def _refused(model: str, hardware: str, grid: np.ndarray, reason: str) -> dict[str, Any]:
-    nothing = np.full(grid.shape, np.inf)
+    nothing = np.full(grid.shape, np.nan)
     return {"model": model, "hardware": hardware, **dict.fromkeys(METRICS, nothing), "batch": np.zeros(grid.shape),
             "max_batch": np.zeros(grid.shape), "fits_memory": np.zeros(grid.shape, dtype=bool),
             "devices": np.zeros(grid.shape), "layout": np.full(grid.shape, "none", dtype=object), "reason": reason}
@@ -138,11 +180,12 @@ def _refused(model: str, hardware: str, grid: np.ndarray, reason: str) -> dict[s
 
 def compare(model: str, hardware: list[str], context: int, dep: Deployment | None = None,
             price: float | None = None, layout: Layout | None = None, plan_auto: bool = False,
-            max_devices: int = 72, engine: Any = None) -> list[dict[str, Any]]:
+            max_devices: int = 72, engine: Any = None, single_device: bool = False) -> list[dict[str, Any]]:
     """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context (per
-    accelerator, or per system of `layout` / of the cheapest layout with `plan_auto`)."""
+    accelerator, or per system of `layout` / of the cheapest layout with `plan_auto`; where one device does
+    not hold the model, the cheapest layout that does, unless `single_device`)."""
     result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices,
-                   engine)
+                   engine, single_device)
     rows = []
     for s in result.series:
         rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,

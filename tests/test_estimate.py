@@ -84,9 +84,10 @@ def test_max_batch_is_memory_over_cache(h100):
 
 
 def test_model_too_big_says_by_how_much():
-    r = costsim.estimate("deepseek-v3", "h100-sxm", context=4096)
+    r = costsim.estimate("deepseek-v3", "h100-sxm", context=4096, single_device=True)
     assert not r["fits_memory"] and r["max_batch"] == 0
     assert r["memory_shortfall_bytes"] > 671e9 * 2 - 80e9
+    assert r["tpot_s"] is None and r["usd_per_mtok_output"] is None and "needs >= " in r["reason"]
 
 
 def test_tpot_target_picks_a_batch_that_meets_it():

@@ -22,28 +22,45 @@ LABELS = {
 }
 
 
+def _point_labels(s: dict[str, Any], i: int) -> str:
+    devices = int(s["devices"][i]) if "devices" in s else 1
+    where = f"{devices} x {s['hardware']} ({s['layout'][i]})" if devices > 1 else f"1 x {s['hardware']}"
+    return f"{where}, batch {int(s['batch'][i]):,}"
+
+
 def sweep_figure(result, metric: str):
+    """One line per model x hardware where it runs (hover: devices, layout, batch); points where nothing runs
+    are x markers on a strip at the bottom, with no value."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22"]
+    any_unfit = False
     for i, s in enumerate(result.series):
         y = np.asarray(s[metric], dtype=float)
         fits = np.asarray(s["fits_memory"], dtype=bool)
         color = palette[i % len(palette)]
         name = f"{s['model']} · {s['hardware']}"
+        hover = [_point_labels(s, j) for j in range(len(result.contexts))]
         fig.add_trace(go.Scatter(x=result.contexts, y=np.where(fits, y, np.nan), mode="lines", name=name,
-                                 line={"color": color, "width": 2.5}, legendgroup=name))
+                                 line={"color": color, "width": 2.5}, legendgroup=name, text=hover,
+                                 hovertemplate="%{x:,.0f} tokens: %{y:.4g}<br>%{text}<extra>" + name + "</extra>"))
         if not fits.all():
-            fig.add_trace(go.Scatter(x=result.contexts, y=np.where(fits, np.nan, y), mode="lines",
-                                     name=f"{name} (does not fit)", line={"color": color, "dash": "dot", "width": 1.5},
-                                     legendgroup=name, showlegend=True))
+            any_unfit = True
+            fig.add_trace(go.Scatter(x=np.asarray(result.contexts)[~fits], y=np.full(int((~fits).sum()), 0.02),
+                                     yaxis="y2", mode="markers", name=f"{name}: does not fit",
+                                     marker={"color": color, "symbol": "x", "size": 8}, legendgroup=name,
+                                     hovertemplate="%{x:,.0f} tokens: does not fit<extra>" + name + "</extra>"))
+    title = f"{LABELS.get(metric, metric)} vs context"
+    if any_unfit:
+        title += " (x at the bottom: does not fit, no value)"
     fig.update_layout(
         template="plotly_white",
-        title={"text": f"{LABELS.get(metric, metric)} vs context (dotted: does not fit in memory)", "x": 0.02},
+        title={"text": title, "x": 0.02},
         xaxis={"type": "log", "title": "context length (tokens)"},
         yaxis={"type": "log" if metric != "max_batch" else "linear", "title": LABELS.get(metric, metric)},
+        yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
         legend={"orientation": "v", "x": 1.02, "y": 1},
         margin={"l": 70, "r": 20, "t": 60, "b": 60},
         height=560, width=1100,
@@ -52,16 +69,33 @@ def sweep_figure(result, metric: str):
 
 
 def compare_figure(rows: list[dict[str, Any]], metric: str):
+    """Bars for the devices where the model runs (multi-device systems labelled with their layout), best first;
+    devices where nothing runs follow as x markers on the baseline, with no bar and no value."""
     import plotly.graph_objects as go
 
-    rows = sorted(rows, key=lambda r: r[metric] if np.isfinite(r[metric]) else np.inf)
-    colors = ["#2ca02c" if r["fits_memory"] else "#bbbbbb" for r in rows]
-    fig = go.Figure(go.Bar(x=[r["hardware"] for r in rows], y=[r[metric] for r in rows], marker_color=colors,
-                           text=[f"{r[metric]:.3g}" if r["fits_memory"] else "does not fit" for r in rows],
-                           textposition="outside"))
+    runs = sorted((r for r in rows if r["fits_memory"] and np.isfinite(r[metric])), key=lambda r: r[metric])
+    unfit = [r for r in rows if not (r["fits_memory"] and np.isfinite(r[metric]))]
+
+    def name(r: dict[str, Any]) -> str:
+        devices = int(r.get("devices", 1) or 1)
+        return f"{r['hardware']} x {devices}" if devices > 1 else r["hardware"]
+
+    fig = go.Figure(go.Bar(x=[name(r) for r in runs], y=[r[metric] for r in runs], marker_color="#2ca02c",
+                           text=[f"{r[metric]:.3g}" for r in runs], textposition="outside", name="runs",
+                           customdata=[f"{r.get('layout', 'single')}, batch {int(r['batch']):,}" for r in runs],
+                           hovertemplate="%{x}: %{y:.4g}<br>%{customdata}<extra></extra>"))
+    if unfit:
+        fig.add_trace(go.Scatter(x=[r["hardware"] for r in unfit], y=[0.0] * len(unfit), mode="markers+text",
+                                 marker={"symbol": "x", "size": 10, "color": "#888"},
+                                 text=["does not fit"] * len(unfit),
+                                 textposition="top center", name="does not fit (no value)",
+                                 hovertext=[r.get("reason") or "does not fit on any layout considered" for r in unfit],
+                                 hoverinfo="text"))
     fig.update_layout(template="plotly_white", title=f"{rows[0]['model']}: {LABELS.get(metric, metric)} at "
-                      f"{rows[0]['context_tokens']:,} tokens (grey: does not fit)",
-                      yaxis={"title": LABELS.get(metric, metric)}, height=520, width=1100)
+                      f"{rows[0]['context_tokens']:,} tokens (x N: the cheapest layout that fits; x marker: does not "
+                      "fit)", yaxis={"title": LABELS.get(metric, metric)}, height=520, width=1100,
+                      xaxis={"categoryorder": "array", "categoryarray": [name(r) for r in runs] +
+                             [r["hardware"] for r in unfit]})
     return fig
 
 

@@ -107,8 +107,8 @@ def estimate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int
                                  "usd_per_mtok_input", "usd_per_mtok_cached_input", "usd_per_mtok_output")},
         "max_batch": int(point["max_batch"]),
         "fits_memory": bool(point["fits_memory"]),
-        # how much more memory one sequence of this context would need; 0 when it fits
-        "memory_shortfall_bytes": float(max(0.0, point["cache_bytes_per_sequence"] - usable)),
+        # how much more memory the batch's caches at this context would need; 0 when they fit
+        "memory_shortfall_bytes": float(max(0.0, max(b, 1.0) * point["cache_bytes_per_sequence"] - usable)),
         "usd_per_hour": hw.usd_per_hour * dep.devices,
         "deployment": dep.model_dump(),
     }
