@@ -9,17 +9,20 @@ a the latency of one step:
     all-to-all                  (n-1)/n S / B +   ceil(log2 n) a
     point-to-point                       S / B +                a
 
-B is the scale-up link (NVLink / Infinity Fabric / ICI: half the bidirectional figure of the
-profile) when the whole group fits in the scale-up domain, else the scale-out network per device,
-times COMM_EFFICIENCY (what NCCL's bus bandwidth reaches of the link rate). The latencies and the
-efficiency are assumptions from published NCCL figures, not yet fitted to measurements on the lent
-machines (docs/deployments.md says so).
+B is the scale-up link (NVLink / Infinity Fabric / ICI, or PCIe on cards without one: half the
+bidirectional figure of the profile) when the whole group fits in the scale-up domain, else the
+scale-out network per device, times COMM_EFFICIENCY (what NCCL's bus bandwidth reaches of the link
+rate). A group that leaves the domain of a profile without a scale-out network (scale_out_gb_s = 0:
+consumer cards) is not priced: `link` raises, and `engine/parallel.py` refuses such layouts first.
+The latencies and the efficiency are assumptions from published NCCL figures, not yet fitted to
+measurements on the lent machines (docs/deployments.md says so).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from costsim.errors import CostsimError
 from costsim.families.cost import ArrayLike, as_array
 from costsim.spec.hardware import HardwareProfile
 
@@ -28,11 +31,19 @@ SCALE_UP_LATENCY_S = 4e-6
 SCALE_OUT_LATENCY_S = 12e-6
 
 
+def no_scale_out(hw: HardwareProfile) -> str:
+    """Why a group beyond the scale-up domain cannot be priced on `hw` (it has no scale-out network)."""
+    return f"needs a scale-out network: {hw.name} has none beyond {hw.scale_up_domain} devices"
+
+
 def link(hw: HardwareProfile, group_span: int) -> tuple[float, float]:
     """(bytes/s, latency) for a group spanning `group_span` consecutive devices."""
     if group_span <= hw.scale_up_domain and hw.scale_up_gb_s > 0:
         return hw.scale_up_gb_s * 1e9 / 2 * COMM_EFFICIENCY, SCALE_UP_LATENCY_S
-    return max(hw.scale_out_gb_s, 1e-3) * 1e9 * COMM_EFFICIENCY, SCALE_OUT_LATENCY_S
+    if hw.scale_out_gb_s <= 0:
+        raise CostsimError(f"a group of {group_span} devices {no_scale_out(hw)}; keep it within one host "
+                           f"({hw.scale_up_domain} devices) or pick hardware with a network")
+    return hw.scale_out_gb_s * 1e9 * COMM_EFFICIENCY, SCALE_OUT_LATENCY_S
 
 
 def _steps(n: int) -> float:

@@ -104,6 +104,11 @@ def check_layout(spec: ModelSpec, hw: HardwareProfile, layout: Layout) -> None:
     if layout.tp > hw.scale_up_domain:
         raise CostsimError(f"layout: tp={layout.tp} exceeds the {hw.scale_up_domain}-device scale-up domain of "
                            f"{hw.name}; tensor parallelism needs it (use pp or cp across domains)")
+    if layout.devices_per_replica > hw.scale_up_domain and hw.scale_out_gb_s <= 0:
+        # cp and pp traffic of a replica wider than one host would go over a network the profile lacks
+        raise CostsimError(f"layout: {layout.label()} spans {layout.devices_per_replica} devices and "
+                           f"{comm.no_scale_out(hw)}; keep tp x cp x pp within {hw.scale_up_domain} "
+                           "(add replicas with dp, which do not communicate)")
     if layout.pp > spec.num_layers:
         raise CostsimError(f"layout: pp={layout.pp} exceeds the model's {spec.num_layers} layers")
     moe = [f for f, _ in spec.ffn_groups if isinstance(f, MoEFFN)]
@@ -502,6 +507,10 @@ def disaggregated(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, prompt:
     kv = float(mc.cache_bytes(spec, np.asarray(float(prompt)), dep.precision))
     senders = min(prefill_layout.devices_per_replica, decode_layout.devices_per_replica)
     span = prefill_layout.devices_per_replica + decode_layout.devices_per_replica
+    if span > hw.scale_up_domain and hw.scale_out_gb_s <= 0:
+        raise CostsimError(f"disaggregate: moving the cache between the prefill and decode replicas ({span} devices) "
+                           f"{comm.no_scale_out(hw)}; give the two layouts at most {hw.scale_up_domain} devices "
+                           "together")
     bw, lat = comm.link(hw, span)
     transfer = kv / (senders * bw) + lat
     per_request_decode_s = output * dec["tpot_s"] / dec["batch"]  # decode-replica seconds per request
