@@ -45,7 +45,10 @@ def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareProfile
             raise CostsimError(f"{text}: no such hardware profile file")
         profile = _parse(Path(text))
     else:
-        raise CostsimError(f"hardware '{text}': not a profile; profiles: {', '.join(hardware_names())}")
+        from costsim.names import not_found
+
+        raise CostsimError(not_found(f"hardware '{text}'", "not a profile", text, hardware_names(),
+                                     "costsim hardware"))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if not overrides:
         return profile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,11 +28,16 @@ class Preset:
     path: Path
 
 
+ALIASES_FILE = "aliases.toml"  # HF repo ids of the presets, in models/ beside them; not a model
+HF_PREFIXES = ("https://huggingface.co/", "http://huggingface.co/", "huggingface.co/", "https://hf.co/", "hf.co/")
+
+
 def presets() -> list[Preset]:
     folder = data_dir("models")
     if not folder.is_dir():
         return []
-    return [Preset(p.stem, p) for p in sorted(folder.iterdir()) if p.suffix in MODEL_SUFFIXES]
+    return [Preset(p.stem, p) for p in sorted(folder.iterdir())
+            if p.suffix in MODEL_SUFFIXES and p.name != ALIASES_FILE]
 
 
 def preset_names() -> list[str]:
@@ -89,20 +95,76 @@ def _load_preset(name: str) -> ModelSpec:
     raise KeyError(name)
 
 
+@lru_cache(maxsize=1)
+def hf_repos() -> dict[str, tuple[str, str]]:
+    """Lowercased HF repo id -> (repo id as HF spells it, preset): each preset's own repo and the variants
+    that share its config (models/aliases.toml says why each does)."""
+    path = data_dir("models") / ALIASES_FILE
+    if not path.is_file():
+        return {}
+    table: dict[str, tuple[str, str]] = {}
+    for preset, entry in tomllib.loads(path.read_text(encoding="utf-8")).items():
+        for repo in [entry["repo"], *(a["id"] for a in entry.get("aliases", []))]:
+            table[repo.lower()] = (repo, preset)
+    return table
+
+
+def _repo_id(text: str) -> str | None:
+    """`org/Name` (or a huggingface.co address of one) -> 'org/Name'; None for anything else."""
+    for prefix in HF_PREFIXES:
+        if text.lower().startswith(prefix):
+            parts = text[len(prefix):].strip("/").split("/")
+            return "/".join(parts[:2]) if len(parts) >= 2 and all(parts[:2]) else None
+    parts = text.split("/")
+    if len(parts) != 2 or text.startswith((".", "~")):
+        return None
+    ok = all(p and p[0].isalnum() and all(ch.isalnum() or ch in "-_." for ch in p) for p in parts)
+    return text if ok else None
+
+
+def _from_repo(repo: str, text: str, names: list[str]) -> ModelSpec:
+    known = hf_repos()
+    if repo.lower() in known:
+        return _load_preset(known[repo.lower()][1])
+    if repo.rsplit("/", 1)[-1].lower() in names:  # any org's copy named like the preset
+        return _load_preset(repo.rsplit("/", 1)[-1].lower())
+    from costsim.names import close_names, did_you_mean
+
+    guess = did_you_mean(close_names(repo, [spelled for spelled, _ in known.values()]))
+    fetch = (f"download https://huggingface.co/{repo}/resolve/main/config.json and pass its path "
+             "(costsim inspect path/to/config.json)")
+    raise CostsimError(f"model '{text}': not a preset, a known Hugging Face repo or a file; "
+                       + (f"{guess} Or {fetch}" if guess else fetch))
+
+
 def load_model(name_or_path: str | Path) -> ModelSpec:
     """A preset name (``deepseek-v3``; case-insensitive), an HF repo id whose last part names a preset
     (``deepseek-ai/DeepSeek-V3``), or a path to a config.json / costsim model file."""
-    text = str(name_or_path)
-    if not text.strip():
+    # (docs/api.md is generated from this docstring.) Also: the HF repo ids in models/aliases.toml (variants
+    # with the preset's config, e.g. meta-llama/Llama-3.1-8B-Instruct), and huggingface.co addresses of either.
+    text = str(name_or_path).strip()
+    if not text:
         raise CostsimError("model: empty name; pass a preset name (see `costsim models`) or a config path")
-    key = text.strip().lower()
+    key = text.lower()
     names = preset_names()
-    for candidate in (key, key.rsplit("/", 1)[-1]):
-        if candidate in names:
-            return _load_preset(candidate)
+    if key in names:
+        return _load_preset(key)
     path = Path(text)
-    if path.exists() or path.suffix in MODEL_SUFFIXES or "/" in text:
+    address = key.startswith(HF_PREFIXES)  # a huggingface.co address is never a local path
+    if not address and (path.suffix.lower() in MODEL_SUFFIXES or path.exists()):
         return load_model_file(path)
-    raise CostsimError(
-        f"model '{text}': not a preset or a file; presets: {', '.join(names) or '(none installed)'}"
-    )
+    repo = _repo_id(text)
+    if repo is not None:
+        return _from_repo(repo, text, names)
+    if address:
+        raise CostsimError(f"model '{text}': not a Hugging Face model address; give it as org/Name "
+                           "(e.g. meta-llama/Llama-3.1-8B)")
+    if "/" in text or os.sep in text or (os.altsep and os.altsep in text):
+        return load_model_file(path)
+    from costsim.names import normalise, not_found
+
+    plain = normalise(text)  # the name part of a known repo (DeepSeek-R1), unless a preset is spelled so too
+    repos = [] if plain in map(normalise, names) else [
+        spelled for spelled, _ in hf_repos().values() if normalise(spelled.rsplit("/", 1)[-1]) == plain]
+    raise CostsimError(not_found(f"model '{text}'", "not a preset or a file", text, names, "costsim models",
+                                 first=repos))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from costsim.data import data_dir
@@ -22,12 +23,20 @@ def scenario_names() -> list[str]:
 def load_scenario(name_or_path: str) -> Scenario:
     """A shipped scenario by name (`costsim scenario list`) or a scenario .toml file."""
     text = str(name_or_path).strip()
-    path = data_dir("scenarios") / f"{text}.toml"
+    names = scenario_names()
+    if text.lower() in names:
+        return load_toml_model(Scenario, data_dir("scenarios") / f"{text.lower()}.toml", default_name=True)
+    path = Path(text)
     if not path.is_file():
-        path = Path(text)
-        if not path.is_file():
-            raise CostsimError(f"scenario '{text}': not a shipped scenario or a file; shipped: "
-                               f"{', '.join(scenario_names())}")
+        if path.is_dir():
+            raise CostsimError(f"{text}: is a directory; pass a scenario .toml file")
+        if path.suffix == ".toml" or "/" in text or os.sep in text:
+            raise CostsimError(f"{text}: no such scenario file; pass a shipped scenario name (see `costsim scenario "
+                               "list`) or a scenario .toml")
+        from costsim.names import not_found
+
+        raise CostsimError(not_found(f"scenario '{text}'", "not a shipped scenario or a file", text, names,
+                                     "costsim scenario list"))
     return load_toml_model(Scenario, path, default_name=True)
 
 
@@ -38,10 +47,14 @@ def price_sheet_paths() -> list[Path]:
 
 def load_api_price(name_or_path: str) -> ApiPrice:
     text = str(name_or_path).strip()
-    path = data_dir("scenarios") / "api_prices" / f"{text}.toml"
+    names = [p.stem for p in price_sheet_paths()]
+    if text.lower() in names:
+        return load_toml_model(ApiPrice, data_dir("scenarios") / "api_prices" / f"{text.lower()}.toml",
+                               default_name=True)
+    path = Path(text)
     if not path.is_file():
-        path = Path(text)
-        if not path.is_file():
-            names = ", ".join(p.stem for p in price_sheet_paths())
-            raise CostsimError(f"--api-prices: '{text}' is not a shipped price sheet or a file; shipped: {names}")
+        from costsim.names import not_found
+
+        raise CostsimError(not_found(f"--api-prices '{text}'", "not a shipped price sheet or a file", text, names,
+                                     noun="shipped"))
     return load_toml_model(ApiPrice, path, default_name=True)

@@ -38,8 +38,10 @@ def load_engine(name_or_path: str | Path | EngineProfile | None = None) -> Engin
         if not path.is_file():
             raise CostsimError(f"--engine: {text}: no such engine profile file")
         return load_toml_model(EngineProfile, path)
-    raise CostsimError(f"--engine: '{text}' is not an engine profile; engines: {', '.join(engine_names())} "
-                       "or a .toml path")
+    from costsim.names import not_found
+
+    raise CostsimError(not_found(f"--engine '{text}'", "not an engine profile or a .toml path", text, engine_names(),
+                                 noun="engines"))
 
 
 def check_serves(engine: EngineProfile, spec: ModelSpec, hw: HardwareProfile) -> None:
