@@ -992,11 +992,15 @@ def scenario_run(
     plot: Annotated[str | None, typer.Option(help="write cost per turn and context (HTML) here")] = None,
     layout: Annotated[str | None, typer.Option(help="run on a multi-device replica: tp=8,pp=2 (peak cache is "
                                                    "then per device)")] = None,
+    single_device: SingleDeviceOpt = False,
+    max_devices: Annotated[int, typer.Option(help="where one device does not hold the task: the largest layout "
+                                                  "considered")] = 72,
     engine: EngineOpt = "vllm",
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
-    """Dollars, time and cache memory per task for every model x hardware pair."""
+    """Dollars, time and cache memory per task for every model x hardware pair; where one device does not
+    hold the task, on the cheapest layout that does (--single-device: say so instead)."""
     from costsim.api import check_price
     from costsim.hardware import load_hardware
     from costsim.loader import load_model
@@ -1027,11 +1031,27 @@ def scenario_run(
 
                 check_serves(_engine(engine), spec, hw)
             task = run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout, engine=_engine(engine))
-            where = hw.name if chosen_layout is None else f"{hw.name} x {chosen_layout.devices_per_replica} " \
-                                                          f"({chosen_layout.label()})"
-            rows.append({"scenario": sc.name, "model": spec.name, "hardware": where, **summarize(task)})
+            used, summary = chosen_layout, summarize(task)
+            if chosen_layout is None and not summary["fits_memory"]:
+                from costsim.scenario.placement import cheapest_task_layout
+
+                placed = None if single_device else cheapest_task_layout(sc, spec, hw, dep, samples, seed,
+                                                                         _engine(engine), max_devices)
+                if placed is not None:
+                    used, task = placed
+                    summary = {**summarize(task), "placement": "cheapest layout that holds the task (one "
+                                                               f"{hw.name} does not; --single-device keeps one)"}
+                else:
+                    summary["reason"] = (f"one {hw.name} does not hold the task's peak cache" +
+                                         ("" if single_device else f", nor any layout up to {max_devices} devices")
+                                         + f"; try `costsim scenario run {scenario} -m {m} -H {h}`"
+                                         + (" without --single-device" if single_device else " --weight-dtype fp8"))
+            where = hw.name if used is None else f"{hw.name} x {used.devices} ({used.label()})"
+            rows.append({"scenario": sc.name, "model": spec.name, "hardware": where,
+                         "devices": 1 if used is None else used.devices,
+                         "layout": "single" if used is None else used.label(), **summary})
             if rows[-1]["fits_memory"]:
-                charted.append((f"{spec.name} on {hw.name}", task))
+                charted.append((f"{spec.name} on {where}", task))
     for sheet in split_names(api_prices, "--api-prices") if api_prices else []:
         api = load_api_price(sheet)
         # token counts do not depend on the model here: the provider's own tokenizer is not modelled
@@ -1052,7 +1072,9 @@ def scenario_run(
           f"{r['usd_per_mtok_blended']:.3f}"] if r["fits_memory"] else
          [r["model"], r["hardware"], "does not fit", "-", "-", "-", fmt_bytes(r["peak_cache_bytes"]), "-", "-"]
          for r in rows],
-        title=f"scenario {sc.name}: {rows[0]['turns']} turns, {samples:,} samples"))
+        title=f"scenario {sc.name}: {rows[0]['turns']} turns, {samples:,} samples")
+        + "".join(f"\n{r['model']} on {r['hardware']}: {r.get('placement') or r['reason']}" for r in rows
+                  if r.get("placement") or r.get("reason")))
 
 
 bench_app = typer.Typer(help="The bundled CUDA microbenchmark.", no_args_is_help=True)

@@ -23,7 +23,10 @@ HIGHER_IS_BETTER = {"decode_tokens_per_s", "prefill_tokens_per_s", "max_batch"}
 
 def _curve(model: str, hardware: str, contexts: np.ndarray, metric: str, dep: Deployment,
            layout: Layout | None, plan_auto: bool, price: float | None, engine: Any = None) -> np.ndarray:
-    s = sweep([model], [hardware], contexts, dep, None, price, layout, plan_auto, engine=engine).series[0]
+    # both curves on the same system: a model that stops fitting there stops (a crossing of cause "memory"),
+    # it does not move to a bigger layout unless --plan auto asks for that
+    s = sweep([model], [hardware], contexts, dep, None, price, layout, plan_auto, engine=engine,
+              single_device=True).series[0]
     values = np.asarray(s[metric], dtype=np.float64)
     worst = 0.0 if metric in HIGHER_IS_BETTER else np.inf
     return np.where(np.asarray(s["fits_memory"], dtype=bool), values, worst)
@@ -94,9 +97,17 @@ def crossover_figure(result: dict[str, Any]):
         y = np.where(np.isfinite(result[key]) & (result[key] > 0), result[key], np.nan)
         fig.add_trace(go.Scatter(x=result["contexts"], y=y, mode="lines", name=model, line={"color": color,
                                                                                          "width": 2.5}))
+    for key, model, color in (("a", result["model_a"], "#1f77b4"), ("b", result["model_b"], "#d62728")):
+        runs = np.isfinite(result[key]) & (result[key] > 0)
+        if runs.any() and not runs[-1]:  # the curve stops: say where and why, at its last point
+            last = int(np.nonzero(runs)[0].max())
+            fig.add_annotation(x=np.log10(result["contexts"][last]), y=np.log10(result[key][last]),
+                               text=f"{model} stops fitting in memory past {result['contexts'][last]:,.0f} tokens",
+                               showarrow=True, arrowhead=2, ax=-40, ay=-40, font={"color": color})
     for c in result["crossings"]:
+        why = " (one stops fitting)" if c.get("cause") == "memory" else ""
         fig.add_vline(x=c["context_tokens"], line={"color": "#555", "dash": "dash"},
-                      annotation_text=f"{c['context_tokens']:,.0f} tokens", annotation_position="top")
+                      annotation_text=f"{c['context_tokens']:,.0f} tokens{why}", annotation_position="top")
     metric = result["metric"]
     fig.update_layout(template="plotly_white", height=520, width=1000,
                       title={"text": f"{LABELS.get(metric, metric)}: {result['model_b']} vs {result['model_a']} on "

@@ -24,6 +24,9 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 FAMILY_COLOURS = {"dense": "#1f77b4", "sliding": "#aec7e8", "chunked": "#9edae5", "mla": "#d62728", "dsa": "#ff9896",
                   "nsa": "#e377c2", "linear": "#2ca02c", "gated_delta": "#98df8a", "mamba2": "#ff7f0e",
                   "mamba": "#ffbb78", "ffn_only": "#c7c7c7"}
+# parameter parts get their own colours, none shared with a layer kind: the two legends never read alike
+PART_COLOURS = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a",
+                "#a55194"]
 SERVING_METRICS = [("usd_per_mtok_output", "$ / M output tokens"), ("usd_per_mtok_input", "$ / M input tokens"),
                    ("tpot_s", "time per output token (s)"), ("ttft_s", "time to first token (s)"),
                    ("max_batch", "sequences that fit"), ("decode_tokens_per_s", "decode tokens/s")]
@@ -47,17 +50,20 @@ def _anatomy(specs: list) -> Any:
                 if (lay.mixer.family if lay.mixer else "ffn_only") == family:
                     xs.append(i)
                     ys.append(s.name)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=family, legendgroup=family,
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=family, legendgroup=family, legend="legend",
                                  marker={"symbol": "square", "size": 9, "color": FAMILY_COLOURS.get(family, "#333")},
                                  hovertemplate="%{y}: layer %{x} = " + family + "<extra></extra>"), row=1, col=1)
     parts = sorted({p for s in specs for p in param_counts(s).by_part})
     for j, part in enumerate(parts):
         values = [param_counts(s).by_part.get(part, 0) / 1e9 for s in specs]
-        fig.add_trace(go.Bar(y=[s.name for s in specs], x=values, orientation="h", name=f"params: {part}",
-                             marker={"color": FAMILY_COLOURS.get(part, PALETTE[j % len(PALETTE)])},
+        fig.add_trace(go.Bar(y=[s.name for s in specs], x=values, orientation="h", name=part, legend="legend2",
+                             marker={"color": PART_COLOURS[j % len(PART_COLOURS)]},
                              hovertemplate="%{y}: %{x:.2f} B " + part + "<extra></extra>"), row=1, col=2)
-    fig.update_layout(barmode="stack", **{**LAYOUT, "height": 200 + 55 * len(specs),
-                                          "legend": {"orientation": "h", "y": -0.45}})
+    fig.update_layout(barmode="stack", **{**LAYOUT, "height": 260 + 55 * len(specs),
+                                          "legend": {"orientation": "h", "y": -0.35, "x": 0.0,
+                                                     "title": {"text": "layer kind "}},
+                                          "legend2": {"orientation": "h", "y": -0.6, "x": 0.0,
+                                                      "title": {"text": "parameters "}}})
     fig.update_xaxes(title_text="layer", row=1, col=1)
     fig.update_xaxes(title_text="billion parameters", row=1, col=2)
     return fig
@@ -111,13 +117,17 @@ def _serving(result) -> Any:
         buttons.append({"label": label, "method": "update",
                         "args": [{"visible": visible},
                                  {"yaxis": {"type": "linear" if linear else "log", "title": label},
-                                  "title": {"text": f"{label} vs context (gaps: does not fit)", "x": 0.01}}]})
+                                  "title": {"text": f"{label} vs context (gaps: nothing up to the largest layout "
+                                                    "fits)", "x": 0.01, "y": 0.97}}]})
     first = SERVING_METRICS[0][1]
-    fig.update_layout(updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.16,
-                                    "showactive": True}],
-                      title={"text": f"{first} vs context (gaps: does not fit)", "x": 0.01},
+    # the metric menu sits at the top left, clear of plotly's toolbar (top right)
+    fig.update_layout(updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.02,
+                                    "yanchor": "bottom", "showactive": True}],
+                      title={"text": f"{first} vs context (gaps: nothing up to the largest layout fits)", "x": 0.01,
+                             "y": 0.97},
                       xaxis={"type": "log", "title": "context length (tokens)"},
-                      yaxis={"type": "log", "title": first}, **{**LAYOUT, "height": 520})
+                      yaxis={"type": "log", "title": first},
+                      **{**LAYOUT, "height": 560, "margin": {**LAYOUT["margin"], "t": 110}})
     return fig
 
 
@@ -136,6 +146,43 @@ def _scenario(rows: list[dict[str, Any]], scenario_name: str) -> Any:
     return fig
 
 
+def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Deployment, samples: int,
+                      price: float | None, engine: Any, max_devices: int) -> list[tuple[str, Any, str]]:
+    """Every model x device pair: on one device where it holds the task, else on the cheapest layout that
+    does; pairs that nothing holds, or an engine does not serve, are named in the caption, never dropped."""
+    from costsim.hardware import load_hardware
+    from costsim.scenario.engine import run_task, summarize
+    from costsim.scenario.loader import load_scenario
+    from costsim.scenario.placement import cheapest_task_layout
+
+    sc = load_scenario(scenario)
+    rows, missing, placed = [], [], []
+    for spec in specs:
+        for h in hardware:
+            hw_ = load_hardware(h, usd_per_hour=price)
+            if engine is not None and hw_.vendor not in engine.vendors:
+                missing.append(f"{spec.name} on {h} ({engine.name} does not run on {hw_.vendor})")
+                continue
+            task, label = run_task(sc, spec, hw_, dep, samples, 0, engine=engine), h
+            if not summarize(task)["fits_memory"]:
+                found = cheapest_task_layout(sc, spec, hw_, dep, samples, 0, engine, max_devices)
+                if found is None:
+                    missing.append(f"{spec.name} on {h} (no layout up to {max_devices} devices holds the task)")
+                    continue
+                layout, task = found
+                label = f"{h} x {layout.devices} ({layout.label()})"
+                placed.append(f"{spec.name} on {label}")
+            rows.append({"model": spec.name, "hardware": label,
+                         "usd_by_kind": {k: float(v.mean()) for k, v in task.usd_by_kind.items()}})
+    caption = f"{sc.description} ({samples} samples)."
+    if placed:
+        caption += " One device does not hold the task, so the cheapest layout that does: " + "; ".join(placed) + "."
+    if missing:
+        caption += " Not shown: " + "; ".join(missing) + "."
+    return [("Scenario", _scenario(rows, sc.name), caption)] if rows else \
+        [("Scenario", _scenario([], sc.name), caption)]
+
+
 def _validation(hardware: list[str]) -> tuple[Any, str]:
     """Median and p90 |error| per op class on each device's committed measurements."""
     import plotly.graph_objects as go
@@ -151,8 +198,8 @@ def _validation(hardware: list[str]) -> tuple[Any, str]:
     for j, hw in enumerate(hardware):
         files = sorted(folder.glob(f"{hw}*.jsonl")) if folder.is_dir() else []
         if not files:
-            notes.append(f"{hw}: never measured; predictions for it carry the error of a fit moved from H100 to "
-                         f"H200 (8.5% median over 1,024 kernels, docs/validation.md) as the best available band")
+            notes.append(f"{hw}: never measured here; its predictions carry at least the error of a fit moved "
+                         "between two measured devices (docs/validation.md gives that figure)")
             continue
         records = [r for f in files for r in read_measurements(f)]
         summary = validate(records, hw)["summary"]["by_op"]
@@ -196,29 +243,14 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
                                                  "cache plus windows and recurrent state that stop growing."),
         ("Serving", _serving(result),
          (f"Per point, the cheapest parallel layout up to {max_devices} devices (hover for it; "
-          "docs/deployments.md), " if plan_auto else "One device per system, ") + "the largest batch that fits; "
+          "docs/deployments.md), " if plan_auto else
+          "One device per system where it fits, else the cheapest layout that does (hover for it), ")
+         + "the largest batch that fits; "
          "one line style per "
          "accelerator; the menu switches the metric (including devices per system)."),
     ]
     if scenario is not None:
-        from costsim.scenario.engine import run_task, summarize
-        from costsim.scenario.loader import load_scenario
-
-        sc = load_scenario(scenario)
-        rows = []
-        for spec in specs:
-            for h in hardware:
-                hw_ = load_hardware(h, usd_per_hour=price)
-                if engine is not None and hw_.vendor not in engine.vendors:
-                    continue
-                task = run_task(sc, spec, hw_, dep, samples, 0, engine=engine)
-                summary = summarize(task)
-                if summary["fits_memory"]:
-                    rows.append({"model": spec.name, "hardware": h,
-                                 "usd_by_kind": {k: float(v.mean()) for k, v in task.usd_by_kind.items()}})
-        if rows:
-            figures.append(("Scenario", _scenario(rows, sc.name), f"{sc.description} ({samples} samples; "
-                                                                  "combinations that do not fit are left out)"))
+        figures += _scenario_section(scenario, specs, hardware, dep, samples, price, engine, max_devices)
     from costsim.output.plots import frontier_figure
     from costsim.serving.engines import load_engine
     from costsim.serving.frontier import frontier
@@ -249,8 +281,9 @@ padding:0 16px;color:#222}} h1{{font-size:22px}} h2{{font-size:18px;margin:28px 
 section{{border-top:1px solid #eee;padding-top:8px}} footer{{color:#888;font-size:12px;margin:24px 0}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <p>{html.escape(f"{dep.weights} weights, {dep.kv_cache} cache, {dep.state} state; "
-                f"{'the cheapest layout per point' if plan_auto else 'one device per system'}; "
-                f"contexts {int(contexts[0]):,} to {int(contexts[-1]):,} tokens; scenario on one device each.")}</p>
+                f"{'the cheapest layout per point' if plan_auto else 'one device where it fits'}; "
+                f"contexts {int(contexts[0]):,} to {int(contexts[-1]):,} tokens; the scenario on one device where "
+                "it holds the task, else on the cheapest layout that does.")}</p>
 {''.join(sections)}
 <footer>costsim, {dt.date.today().isoformat()}: formulas in docs/methodology.md, timing in docs/timing.md,
 measured error in docs/validation.md.</footer></body></html>"""
