@@ -4,30 +4,43 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal, localcontext
 
 from costsim.errors import CostsimError
+from costsim.spec.bounds import MAX_BATCH, MAX_TOKENS, shown
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000, "ki": 1024, "mi": 1024**2}
-_TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(k|m|g|ki|mi)?\s*$", re.IGNORECASE)
+_TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\+?\d+)?)\s*(k|m|g|ki|mi)?\s*$", re.IGNORECASE)
+# the largest count each option takes (costsim.spec.bounds); any other option is a token count
+_LIMITS = {"--batch": (MAX_BATCH, "sequences"), "--requests": (MAX_TOKENS, "requests")}
 
 
-def parse_tokens(text: str | int, field: str, *, allow_zero: bool = False) -> int:
-    """'131072', '128k' (= 128,000), '128Ki' (= 131,072), '1M', '10m' -> int tokens."""
+def parse_tokens(text: str | int, field: str, *, allow_zero: bool = False, maximum: int | None = None) -> int:
+    """'131072', '128k' (= 128,000), '128Ki' (= 131,072), '1M', '10m', '1e6' -> int tokens, from 1 (0 with
+    allow_zero) to ``maximum`` (default: MAX_BATCH for --batch, else MAX_TOKENS). Decimal arithmetic, so
+    '1e30' or a 40-digit count is refused by its size, never rounded into range."""
+    limit, noun = _LIMITS.get(field, (MAX_TOKENS, "tokens"))
+    hi = limit if maximum is None else maximum
+    lo = 0 if allow_zero else 1
+    given = shown(text) if isinstance(text, int) and not isinstance(text, bool) else str(text).strip()[:40]
+    out_of_range = CostsimError(f"{field}: must be a whole number of {noun} from {lo:,} to {hi:,}, got {given}")
     if isinstance(text, int) and not isinstance(text, bool):
-        value = text
+        value = Decimal(text)
     else:
         match = _TOKENS.match(str(text))
         if not match and _TOKENS.match(str(text).strip().removeprefix("-")):
-            raise CostsimError(f"{field}: must be {'>= 0' if allow_zero else 'positive'}, got {text}")
+            raise out_of_range
         if not match:
             raise CostsimError(f"{field}: '{text}' is not a token count; use e.g. 8192, 128k or 1M")
-        number = float(match.group(1)) * _SUFFIX[(match.group(2) or "").lower()]
-        if not number.is_integer():
-            raise CostsimError(f"{field}: '{text}' is not a whole number of tokens")
-        value = int(number)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise CostsimError(f"{field}: must be {'>= 0' if allow_zero else 'positive'}, got {text}")
-    return value
+        mantissa = Decimal(match.group(1))
+        if mantissa > hi:  # exact, and before any arithmetic: '1e999999999' is never expanded
+            raise out_of_range
+        with localcontext() as ctx:
+            ctx.prec = len(match.group(1)) + 20  # enough digits that the product below is exact
+            value = mantissa * _SUFFIX[(match.group(2) or "").lower()]
+    if value != value.to_integral_value() or not lo <= value <= hi:
+        raise out_of_range
+    return int(value)
 
 
 def fmt_bytes(x: float) -> str:
@@ -50,3 +63,4 @@ def fmt_si(x: float, unit: str) -> str:
 
 def fmt_count(x: int) -> str:
     return f"{x:,} ({x / 1e9:.2f} B)" if x >= 1e8 else f"{x:,}"
+

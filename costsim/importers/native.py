@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from costsim.errors import CostsimError
+from costsim.spec.bounds import MAX_HIDDEN, MAX_LAYERS, MAX_NORM_PARAMS, whole_number_problem
 from costsim.spec.model import FFN, Layer, Mixer, ModelSpec
 from costsim.validation_errors import one_line
 
@@ -46,6 +47,15 @@ def _validate(adapter: TypeAdapter, value: Any, loc: str, where: str) -> Any:
         raise CostsimError(one_line(exc, f"{where} [{loc}]")) from None
 
 
+def _whole(data: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """A whole-number field read before it is used in arithmetic (tiling, 2 x hidden): bounded first."""
+    value = data.get(key, default)
+    problem = whole_number_problem(value, lo, hi)
+    if problem:
+        raise CostsimError(f"{where}: field '{key}' {problem}")
+    return int(value)
+
+
 def _tile(pattern: str, n: int, field: str, where: str) -> str:
     if not pattern:
         raise CostsimError(f"{where}: field '{field}' is empty; give one letter per layer, e.g. \"GGGA\"")
@@ -56,9 +66,9 @@ def from_native(data: dict[str, Any], where: str, load_base: Callable[[str], Mod
     if "layers" in data:
         return ModelSpec.model_validate(data)
     base = load_base(str(data["base"])) if "base" in data else None
-    n_layers = int(data.get("num_layers", base.num_layers if base else 0))
-    if n_layers <= 0:
-        raise CostsimError(f"{where}: field 'num_layers' is missing or not positive; set the number of layers")
+    if "num_layers" not in data and base is None:
+        raise CostsimError(f"{where}: field 'num_layers' is missing; set the number of layers")
+    n_layers = _whole(data, "num_layers", base.num_layers if base else 0, 1, MAX_LAYERS, where)
     if "pattern" not in data:
         raise CostsimError(f"{where}: field 'pattern' is missing; give one mixer letter per layer, e.g. \"GGGA\"")
     mixers = {k: _validate(_MIXER, v, f"mixers.{k}", where) for k, v in _table(data, "mixers", where).items()}
@@ -67,8 +77,10 @@ def from_native(data: dict[str, Any], where: str, load_base: Callable[[str], Mod
     ffn_pattern = _tile(str(data["ffn_pattern"]), n_layers, "ffn_pattern", where) if "ffn_pattern" in data else None
     if ffn_pattern is None and base is None and len(ffns) > 1:
         raise CostsimError(f"{where}: several [ffns] but no 'ffn_pattern'; add one letter per layer")
-    hidden = int(data.get("hidden_size", base.hidden_size if base else 0))
-    norm_params = int(data.get("norm_params_per_layer", 2 * hidden))
+    if "hidden_size" not in data and base is None:
+        raise CostsimError(f"{where}: field 'hidden_size' is missing; set the model width")
+    hidden = _whole(data, "hidden_size", base.hidden_size if base else 0, 1, MAX_HIDDEN, where)
+    norm_params = _whole(data, "norm_params_per_layer", 2 * hidden, 0, MAX_NORM_PARAMS, where)
     layers = []
     for i, letter in enumerate(pattern):
         base_layer = base.layers[i] if base and i < base.num_layers else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from costsim.spec.bounds import Batch, Devices, Tokens
 from costsim.spec.dtypes import DtypeName, Precision
 
 
@@ -15,10 +16,10 @@ class Deployment(BaseModel):
     weights: DtypeName = "bf16"
     kv_cache: DtypeName = "bf16"
     state: DtypeName = "fp32"
-    devices: PositiveInt = Field(1, description="single device for now; multi-device layouts come later")
+    devices: Devices = Field(1, description="single device for now; multi-device layouts come later")
     memory_reserve_fraction: float = Field(0.10, ge=0, lt=1, description="activations, runtime, fragmentation")
-    prefill_chunk_tokens: PositiveInt = Field(8192, description="chunked prefill: tokens per forward step")
-    max_batch: PositiveInt | Literal["auto"] = "auto"
+    prefill_chunk_tokens: Tokens = Field(8192, description="chunked prefill: tokens per forward step")
+    max_batch: Batch | Literal["auto"] = "auto"
     cuda_graphs: bool = Field(True, description="decode steps replayed as graphs (lower launch overhead)")
     utilisation: float = Field(1.0, gt=0, le=1, description="share of paid device time doing useful work; "
                                "dollars per useful second are price / utilisation")

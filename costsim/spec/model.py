@@ -10,9 +10,22 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NonNegInt = Annotated[int, Field(ge=0)]
+from costsim.spec.bounds import (
+    MAX_LAYERS,
+    Experts,
+    HeadDim,
+    Heads,
+    Hidden,
+    Kernel,
+    NormParams,
+    State,
+    Tokens,
+    Vocab,
+    Width,
+    WidthOrZero,
+)
 
 
 class _Strict(BaseModel):
@@ -20,9 +33,9 @@ class _Strict(BaseModel):
 
 
 class _SoftmaxHeads(_Strict):
-    num_heads: PositiveInt
-    num_kv_heads: PositiveInt
-    head_dim: PositiveInt
+    num_heads: Heads
+    num_kv_heads: Heads
+    head_dim: HeadDim
     qkv_bias: bool = False
     o_bias: bool = False
     output_gate: bool = Field(False, description="Qwen3-Next: q_proj also emits a sigmoid gate per output element")
@@ -49,23 +62,23 @@ class SlidingAttention(_SoftmaxHeads):
     GPT-OSS even layers)."""
 
     family: Literal["sliding"] = "sliding"
-    window: PositiveInt
+    window: Tokens
 
 
 class ChunkedAttention(_SoftmaxHeads):
     """Query t attends [C*floor(t/C), t] (Llama 4 local layers)."""
 
     family: Literal["chunked"] = "chunked"
-    chunk: PositiveInt
+    chunk: Tokens
 
 
 class _MLAFields(_Strict):
-    num_heads: PositiveInt
-    q_lora_rank: PositiveInt | None = None
-    kv_lora_rank: PositiveInt
-    qk_nope_head_dim: PositiveInt
-    qk_rope_head_dim: PositiveInt
-    v_head_dim: PositiveInt
+    num_heads: Heads
+    q_lora_rank: Width | None = None
+    kv_lora_rank: Width
+    qk_nope_head_dim: HeadDim
+    qk_rope_head_dim: HeadDim
+    v_head_dim: HeadDim
 
 
 class MLAttention(_MLAFields):
@@ -81,29 +94,29 @@ class DSAttention(_MLAFields):
     then MLA attends only the top-k (form chosen as for MLA; absorbed in decode)."""
 
     family: Literal["dsa"] = "dsa"
-    index_n_heads: PositiveInt
-    index_head_dim: PositiveInt
-    index_topk: PositiveInt
+    index_n_heads: Heads
+    index_head_dim: HeadDim
+    index_topk: Tokens
 
 
 class NSAttention(_SoftmaxHeads):
     """Native Sparse Attention: compressed, selected and sliding-window branches over a GQA cache."""
 
     family: Literal["nsa"] = "nsa"
-    compress_block: PositiveInt = 32
-    compress_stride: PositiveInt = 16
-    select_block: PositiveInt = 64
-    select_count: PositiveInt = 16
-    window: PositiveInt = 512
+    compress_block: Tokens = 32
+    compress_stride: Tokens = 16
+    select_block: Tokens = 64
+    select_count: Tokens = 16
+    window: Tokens = 512
 
 
 class LinearAttention(_Strict):
     """Lightning / linear attention with decay (MiniMax-01/M1): state d_k x d_v per head."""
 
     family: Literal["linear"] = "linear"
-    num_heads: PositiveInt
-    head_dim: PositiveInt
-    chunk_size: PositiveInt = 256
+    num_heads: Heads
+    head_dim: HeadDim
+    chunk_size: Tokens = 256
     output_gate: bool = True
 
 
@@ -113,13 +126,13 @@ class GatedDeltaNet(_Strict):
 
     family: Literal["gated_delta"] = "gated_delta"
     variant: Literal["gdn", "kda"] = "gdn"
-    num_k_heads: PositiveInt
-    num_v_heads: PositiveInt
-    head_k_dim: PositiveInt
-    head_v_dim: PositiveInt
-    conv_kernel: PositiveInt = 4
-    chunk_size: PositiveInt = 64
-    gate_low_rank: NonNegInt = Field(0, description="KDA: rank of the decay and output-gate projections "
+    num_k_heads: Heads
+    num_v_heads: Heads
+    head_k_dim: HeadDim
+    head_v_dim: HeadDim
+    conv_kernel: Kernel = 4
+    chunk_size: Tokens = 64
+    gate_low_rank: WidthOrZero = Field(0, description="KDA: rank of the decay and output-gate projections "
                                      "(0 = head_v_dim, as in Kimi Linear)")
 
     @model_validator(mode="after")
@@ -135,12 +148,12 @@ class Mamba2Mixer(_Strict):
     """Mamba-2 (SSD): H heads of P channels, state N per channel shared by G groups of B/C."""
 
     family: Literal["mamba2"] = "mamba2"
-    num_heads: PositiveInt
-    head_dim: PositiveInt
-    d_state: PositiveInt
-    n_groups: PositiveInt = 1
-    conv_kernel: PositiveInt = 4
-    chunk_size: PositiveInt = 256
+    num_heads: Heads
+    head_dim: HeadDim
+    d_state: State
+    n_groups: Heads = 1
+    conv_kernel: Kernel = 4
+    chunk_size: Tokens = 256
     in_proj_bias: bool = False
     out_proj_bias: bool = False
     conv_bias: bool = True
@@ -154,10 +167,10 @@ class MambaMixer(_Strict):
     """Mamba-1 selective scan (Jamba): state d_state per inner channel."""
 
     family: Literal["mamba"] = "mamba"
-    d_inner: PositiveInt
-    d_state: PositiveInt
-    dt_rank: PositiveInt
-    conv_kernel: PositiveInt = 4
+    d_inner: Width
+    d_state: State
+    dt_rank: Width
+    conv_kernel: Kernel = 4
     conv_bias: bool = True
     in_out_bias: bool = False
     inner_layernorms: bool = Field(False, description="Jamba: RMSNorms on dt, B and C")
@@ -186,7 +199,7 @@ GATED_ACTIVATIONS = ("swiglu", "geglu")
 
 class DenseFFN(_Strict):
     kind: Literal["dense"] = "dense"
-    intermediate_size: PositiveInt
+    intermediate_size: Width
     activation: Activation = "swiglu"
     bias: bool = False
 
@@ -195,10 +208,10 @@ class MoEFFN(_Strict):
     """Routed experts (top-k of E) plus optional always-on shared experts."""
 
     kind: Literal["moe"] = "moe"
-    num_experts: PositiveInt
-    top_k: PositiveInt
-    expert_intermediate_size: PositiveInt
-    shared_intermediate_size: NonNegInt = Field(0, description="total width of the shared expert(s)")
+    num_experts: Experts
+    top_k: Experts
+    expert_intermediate_size: Width
+    shared_intermediate_size: WidthOrZero = Field(0, description="total width of the shared expert(s)")
     activation: Activation = "swiglu"
     expert_bias: bool = Field(False, description="GPT-OSS: biases on expert projections")
     router_bias: bool = Field(False, description="a bias (or DeepSeek's score-correction bias) per expert")
@@ -217,7 +230,7 @@ FFN = Annotated[DenseFFN | MoEFFN, Field(discriminator="kind")]
 class Layer(_Strict):
     mixer: Mixer | None = None
     ffn: FFN | None = None
-    norm_params: NonNegInt = Field(0, description="weights of this layer's norms (e.g. 2 x hidden)")
+    norm_params: NormParams = Field(0, description="weights of this layer's norms (e.g. 2 x hidden)")
 
     @model_validator(mode="after")
     def _not_empty(self) -> Layer:
@@ -234,13 +247,21 @@ PATTERN_LETTERS = {
 
 class ModelSpec(_Strict):
     name: str
-    hidden_size: PositiveInt
-    vocab_size: PositiveInt
+    hidden_size: Hidden
+    vocab_size: Vocab
     tie_embeddings: bool = False
-    layers: list[Layer] = Field(min_length=1)
-    final_norm_params: NonNegInt = 0
-    max_context: PositiveInt | None = None
+    layers: list[Layer]
+    final_norm_params: NormParams = 0
+    max_context: Tokens | None = None
     source: str = ""
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layer_count(cls, layers: object) -> object:
+        # counted before each layer is validated: 10^6 layers are refused without building one
+        if isinstance(layers, list | tuple) and not 1 <= len(layers) <= MAX_LAYERS:
+            raise ValueError(f"must have from 1 to {MAX_LAYERS:,} layers, got {len(layers):,}")
+        return layers
 
     @property
     def num_layers(self) -> int:
