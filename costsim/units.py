@@ -64,3 +64,15 @@ def fmt_si(x: float, unit: str) -> str:
 def fmt_count(x: int) -> str:
     return f"{x:,} ({x / 1e9:.2f} B)" if x >= 1e8 else f"{x:,}"
 
+
+def fmt_duration(seconds: float | None) -> str:
+    """A time in the unit that reads best: 8.54 ms, 1.15 s, 3.4 min, 11.4 h ('-' for None)."""
+    if seconds is None:
+        return "-"
+    if not math.isfinite(seconds):
+        return str(seconds)
+    for unit, scale, limit in (("us", 1e-6, 1e-3), ("ms", 1e-3, 10.0), ("s", 1.0, 120.0), ("min", 60.0, 7200.0)):
+        if abs(seconds) < limit:
+            value = seconds / scale
+            return f"{value:,.2f} {unit}" if abs(value) < 100 else f"{value:,.1f} {unit}"
+    return f"{seconds / 3600.0:,.1f} h"
