@@ -21,6 +21,20 @@ app = typer.Typer(
 DEFAULT_MODEL = "llama-3.1-70b"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from costsim import __version__
+
+        sys.stdout.write(f"costsim {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print costsim's version and exit")] = False) -> None:
+    """costsim: what long-context LLM inference costs, per attention family and accelerator."""
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -156,7 +170,7 @@ def inspect(
     model: Annotated[str, typer.Argument(help="preset name (see `costsim models`) or path to a config.json")]
     = DEFAULT_MODEL,
     context: ContextOpt = "131072",
-    batch: Annotated[int, typer.Option(help="sequences per decode step (for decode bytes)")] = 1,
+    batch: Annotated[str, typer.Option(help="sequences per decode step (for decode bytes)")] = "1",
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
@@ -168,9 +182,8 @@ def inspect(
     from costsim.units import parse_tokens
 
     n = parse_tokens(context, "--context")
-    if batch < 1:
-        raise CostsimError(f"--batch: must be a positive integer, got {batch}")
-    result = inspect_model(load_model(model), n, _precision(weight_dtype, kv_dtype, state_dtype), batch)
+    result = inspect_model(load_model(model), n, _precision(weight_dtype, kv_dtype, state_dtype),
+                           parse_tokens(batch, "--batch"))
     _render(fmt, output, result, [result], lambda: _inspect_table(result))
 
 
@@ -580,7 +593,10 @@ def _sweep_table(result: Any, metric: str, plan_auto: bool) -> str:
             cells.append(cell)
         body.append([f"{int(t):,}", *cells])
     text = dumps_table(headers, body, title=f"{metric} vs context (b = batch; [N: layout] = devices per system)")
-    if not plan_auto and any(max(s.get("devices", [1])) > 1 for s in result.series):
+    if plan_auto:
+        text += ("\n\n[N: layout]: the cheapest layout at that context; N changes where another layout's larger "
+                 "batch or smaller share of the cache makes it cheaper per token")
+    elif any(max(s.get("devices", [1])) > 1 for s in result.series):
         text += ("\n\n[N: layout]: one device does not hold that point; the cheapest layout that does "
                  "(--single-device: one device only)")
     return text
@@ -768,10 +784,12 @@ def compare(
     elif fmt is Format.csv:
         _write(dumps_csv(rows), output)
     else:
-        _write(_compare_table(rows, engine, max_devices, explicit=chosen_layout is not None or plan_auto), output)
+        _write(_compare_table(rows, engine, max_devices, explicit=chosen_layout is not None or plan_auto,
+                              single_device=single_device), output)
 
 
-def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: int, *, explicit: bool) -> str:
+def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: int, *, explicit: bool,
+                   single_device: bool = False) -> str:
     """Devices where it runs first, cheapest output first; no serving figures where nothing runs."""
     from costsim.output.formats import dumps_table
     from costsim.units import fmt_duration
@@ -785,7 +803,8 @@ def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: 
             name = f"{name} x {int(r['devices'])} ({r['layout']})"
             placed = placed or (not explicit and r["devices"] > 1)
         if not r["fits_memory"]:
-            name = f"{name} (nothing up to {max_devices} devices)" if not r.get("reason") else name
+            if not r.get("reason") and not single_device:
+                name = f"{name} (no layout up to {max_devices} devices)"
             body.append([name, "no", f"{int(r['max_batch']):,}", "-", "-", "-", "-", "-", "-"])
             continue
         body.append([name, "yes", f"{int(r['max_batch']):,}", f"{int(r['batch']):,}", fmt_duration(r["ttft_s"]),
@@ -1036,7 +1055,7 @@ def scenario_run(
                 from costsim.scenario.placement import cheapest_task_layout
 
                 placed = None if single_device else cheapest_task_layout(sc, spec, hw, dep, samples, seed,
-                                                                         _engine(engine), max_devices)
+                                                                         _engine(engine), max_devices, task)
                 if placed is not None:
                     used, task = placed
                     summary = {**summarize(task), "placement": "cheapest layout that holds the task (one "

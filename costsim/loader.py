@@ -59,6 +59,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise CostsimError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CostsimError(f"{path}: malformed TOML: {exc}") from None
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits, refused by the parser itself
+        raise CostsimError(f"{path}: unreadable number ({' '.join(str(exc).split())[:80]}); no size field "
+                           "takes more than a few digits") from None
     if not isinstance(data, dict):
         raise CostsimError(f"{path}: expected a JSON object at the top level")
     return data

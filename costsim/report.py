@@ -165,7 +165,7 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
                 continue
             task, label = run_task(sc, spec, hw_, dep, samples, 0, engine=engine), h
             if not summarize(task)["fits_memory"]:
-                found = cheapest_task_layout(sc, spec, hw_, dep, samples, 0, engine, max_devices)
+                found = cheapest_task_layout(sc, spec, hw_, dep, samples, 0, engine, max_devices, task)
                 if found is None:
                     missing.append(f"{spec.name} on {h} (no layout up to {max_devices} devices holds the task)")
                     continue

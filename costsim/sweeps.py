@@ -152,13 +152,20 @@ def _place_where_needed(values: dict[str, Any], spec: Any, hw: Any, dep: Deploym
         return values
     from costsim.engine.parallel import best_layout_grid
 
-    best = best_layout_grid(spec, hw, dep, grid, max_devices, engine=engine)
-    take = ~fits & np.asarray(best["fits_memory"], dtype=bool)
+    need = ~fits  # only the points one device cannot hold are searched
+    best = best_layout_grid(spec, hw, dep, np.asarray(grid, dtype=np.float64)[need], max_devices, engine=engine)
+    found = np.asarray(best["fits_memory"], dtype=bool)
+    take = need.copy()
+    take[need] = found
     out = dict(values)
     for key, v in best.items():
         if key in out and key not in ("layout", "fits_memory"):
-            out[key] = np.where(take, v, np.asarray(out[key], dtype=np.float64))
-    out["layout"] = np.where(take, best["layout"], values["layout"])
+            column = np.array(out[key], dtype=np.float64)
+            column[take] = np.asarray(v, dtype=np.float64)[found]
+            out[key] = column
+    layout = np.array(values["layout"], dtype=object)
+    layout[take] = np.asarray(best["layout"], dtype=object)[found]
+    out["layout"] = layout
     out["fits_memory"] = fits | take
     return out
 

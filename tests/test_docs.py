@@ -61,6 +61,44 @@ def test_doc_command_runs(tmp_path, monkeypatch, capsys, page, command):
     assert code == 0, f"{page}: `{command}` exited {code}: {out.err[-500:]}"
 
 
+ANSWERING = ("estimate", "compare", "sweep")
+TIMED = ("ttft_s", "tpot_s", "decode_tokens_per_s", "prefill_tokens_per_s", "usd_per_mtok_input",
+         "usd_per_mtok_output", "usd_per_mtok_cached_input", "request_latency_s", "usd_per_request")
+
+
+def _answers(data: object) -> list[dict]:
+    """The rows of an estimate / compare / sweep JSON answer, each with fits_memory and its timed figures."""
+    if isinstance(data, dict) and "series" in data:
+        return [{"fits_memory": f, **{k: s[k][i] for k in TIMED if k in s}}
+                for s in data["series"] for i, f in enumerate(s["fits_memory"])]
+    return data if isinstance(data, list) else [data]
+
+
+@pytest.mark.parametrize(("page", "command"), [(p, c) for p, c in COMMANDS if c.split()[1] in ANSWERING],
+                         ids=[f"{p}: {c[:70]}" for p, c in COMMANDS if c.split()[1] in ANSWERING])
+def test_doc_answers_are_for_configurations_that_run(tmp_path, monkeypatch, capsys, page, command):
+    """Every estimate, compare and sweep example, asked for JSON: a time or a dollar figure only where the
+    configuration fits; where it does not, null figures and a reason."""
+    import json
+
+    args = [a for a in shlex.split(command)[1:]]
+    cut = [i for i, a in enumerate(args) if a in ("-f", "--format", "-o", "--output", "--plot")]
+    for i in sorted(cut, reverse=True):
+        del args[i:i + 2]
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "-f", "json", "-o", "answer.json"]) == 0, capsys.readouterr().err
+    rows = _answers(json.loads((tmp_path / "answer.json").read_text()))
+    assert rows
+    for row in rows:
+        figures = {k: row[k] for k in TIMED if k in row}
+        if row["fits_memory"]:
+            assert all(figures.get(k) is not None for k in ("ttft_s", "tpot_s", "usd_per_mtok_output")
+                       if k in figures), f"{page}: `{command}`: {figures}"
+        else:
+            assert all(v is None for v in figures.values()), f"{page}: `{command}` prints figures for a " \
+                                                             f"configuration that does not fit: {figures}"
+
+
 def test_python_snippets_run(tmp_path):
     """A page's Python blocks run in order in one interpreter (later blocks use earlier imports)."""
     ran = 0
@@ -83,3 +121,16 @@ def test_api_reference_is_current():
         sys.path.pop(0)
     assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == gen_api.render(), \
         "docs/api.md is stale: run python docs/gen_api.py"
+
+
+def test_quoted_figures_match_the_data():
+    """Every accuracy figure docs/figures.py lists is stated in its page as the committed data give it."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import figures
+    finally:
+        sys.path.pop(0)
+    values = figures.figures()
+    for page, sentence in figures.QUOTED:
+        text = sentence.format(**values)
+        assert text in (ROOT / page).read_text(encoding="utf-8"), f"{page} no longer says: {' '.join(text.split())}"

@@ -98,8 +98,8 @@ def test_dollars_per_token_times_tokens_is_the_price_of_the_time(name, hw, conte
 def test_a_one_device_layout_is_the_single_device_path(name, hw, t, b):
     spec, profile = SPECS[name], PROFILES[hw]
     laid = evaluate_layout(spec, profile, Deployment(), Layout(), t, batch=b)
-    if not laid["fits_memory"]:
-        assert not evaluate(spec, profile, Deployment(), float(t), 1)["fits_memory"]
+    if not laid["fits_memory"]:  # the asked batch must fit, not one sequence
+        assert not evaluate(spec, profile, Deployment(), float(t), b)["fits_memory"]
         return
     single = evaluate(spec, profile, Deployment(), float(t), b)
     assert laid["tpot_s"] == pytest.approx(float(single["tpot_s"]), rel=1e-9)

@@ -202,7 +202,8 @@ def test_estimate_with_an_engine_uses_its_pool_and_steps():
     eager = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", batch=8, engine="pytorch-eager")
     vllm8 = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", batch=8, engine="vllm")
     assert eager["tpot_s"] > 1.5 * vllm8["tpot_s"]  # unfused, ungraphed and host-bound
-    too_many = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", engine="vllm", batch=100)
+    too_many = costsim.estimate("llama-3.1-8b", "h100-sxm", context="32k", engine="vllm", batch=100,
+                                single_device=True)
     assert too_many["fits_memory"] is False and too_many["tpot_s"] is None and "does not fit" in too_many["reason"]
 
 

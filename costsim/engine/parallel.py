@@ -360,6 +360,10 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
         out["reason"] = (f"does not fit: {sh.weights / 1e9:.1f} GB of weights + {per_seq / 1e9:.2f} GB of cache "
                          f"per sequence per device exceed {usable}")
         return out
+    if batch is not None and batch > fit:
+        out.update(fits_memory=False, reason=f"does not fit: {batch:,} sequences asked, the pool holds {fit:,} "
+                                             "per replica at this context; lower --batch or add devices")
+        return out
     candidates = np.unique(np.round(np.geomspace(1, fit, num=min(fit, 256)))) if batch is None else \
         np.asarray([float(batch)])
     tpots = sh.tpot(np.asarray(float(context)), candidates)
@@ -393,9 +397,14 @@ def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: L
     t = np.asarray(contexts, dtype=np.float64)
     fit = sh.max_batch_at(t)
     b = np.maximum(fit, 1.0)
-    tpot = sh.tpot(t, b)
-    ttft = sh.ttft(t)
-    read = sh.cached_read_s(t)
+    # only the contexts where it fits are timed (NaN elsewhere): a plan search over a hundred layouts at
+    # contexts most of them cannot hold spends nothing on them
+    runs = fit >= 1
+    tpot, ttft, read = (np.full_like(t, np.nan) for _ in range(3))
+    if runs.any():
+        tpot[runs] = sh.tpot(t[runs], b[runs])
+        ttft[runs] = sh.ttft(t[runs])
+        read[runs] = sh.cached_read_s(t[runs])
     devices = np.full_like(t, float(layout.devices))
     return {"max_batch": fit, "batch": b, "fits_memory": fit >= 1, "tpot_s": tpot, "ttft_s": ttft,
             "decode_tokens_per_s": b / tpot * layout.dp, "prefill_tokens_per_s": t / ttft * layout.dp,

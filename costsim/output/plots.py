@@ -46,6 +46,15 @@ def sweep_figure(result, metric: str):
         fig.add_trace(go.Scatter(x=result.contexts, y=np.where(fits, y, np.nan), mode="lines", name=name,
                                  line={"color": color, "width": 2.5}, legendgroup=name, text=hover,
                                  hovertemplate="%{x:,.0f} tokens: %{y:.4g}<br>%{text}<extra>" + name + "</extra>"))
+        devices = np.asarray(s.get("devices", np.ones(len(fits))), dtype=float)
+        placed = fits & (devices > 1)
+        if placed.any() and not placed.all():  # where the line leaves one device for a layout, say so on it
+            fig.add_trace(go.Scatter(x=np.asarray(result.contexts)[placed], y=y[placed], mode="markers",
+                                     name=f"{name}: on a multi-device layout", legendgroup=name,
+                                     marker={"color": color, "symbol": "circle-open", "size": 7},
+                                     text=[hover[j] for j in np.nonzero(placed)[0]],
+                                     hovertemplate="%{x:,.0f} tokens: %{y:.4g}<br>%{text}<extra>" + name +
+                                                   "</extra>"))
         if not fits.all():
             any_unfit = True
             fig.add_trace(go.Scatter(x=np.asarray(result.contexts)[~fits], y=np.full(int((~fits).sum()), 0.02),
@@ -85,10 +94,9 @@ def compare_figure(rows: list[dict[str, Any]], metric: str):
                            customdata=[f"{r.get('layout', 'single')}, batch {int(r['batch']):,}" for r in runs],
                            hovertemplate="%{x}: %{y:.4g}<br>%{customdata}<extra></extra>"))
     if unfit:
-        fig.add_trace(go.Scatter(x=[r["hardware"] for r in unfit], y=[0.0] * len(unfit), mode="markers+text",
+        fig.add_trace(go.Scatter(x=[r["hardware"] for r in unfit], y=[0.0] * len(unfit), mode="markers",
                                  marker={"symbol": "x", "size": 10, "color": "#888"},
-                                 text=["does not fit"] * len(unfit),
-                                 textposition="top center", name="does not fit (no value)",
+                                 name="does not fit (no value)",
                                  hovertext=[r.get("reason") or "does not fit on any layout considered" for r in unfit],
                                  hoverinfo="text"))
     fig.update_layout(template="plotly_white", title=f"{rows[0]['model']}: {LABELS.get(metric, metric)} at "

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from costsim.output.plots import sweep_figure
+from costsim.serving.engines import load_engine
 from costsim.spec.deployment import Deployment
 from costsim.sweeps import sweep
 
@@ -21,7 +22,7 @@ def main(out_dir: Path) -> list[Path]:
 
     result = sweep(["llama-3.1-70b", "deepseek-v3", "qwen3-next-80b-a3b"], ["h100-sxm"],
                    np.unique(np.round(np.geomspace(8192, 10_000_000, 40))), Deployment(weights="fp8"),
-                   plan_auto=True)
+                   plan_auto=True, engine=load_engine("vllm"))
     fig = sweep_figure(result, "usd_per_mtok_output")
     fig.update_layout(title={"text": "USD per million output tokens, cheapest layout of up to 72 H100s per point "
                                      "(fp8 weights)"})

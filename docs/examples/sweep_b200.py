@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from costsim.output.plots import sweep_figure
+from costsim.serving.engines import load_engine
 from costsim.spec.deployment import Deployment
 from costsim.sweeps import sweep
 
@@ -22,7 +23,7 @@ def main(out_dir: Path) -> list[Path]:
     from _render import save
 
     result = sweep(MODELS, ["b200"], np.unique(np.round(np.geomspace(1024, 1_000_000, 80))),
-                   Deployment(kv_cache="fp8"))
+                   Deployment(kv_cache="fp8"), engine=load_engine("vllm"))  # the command line's default
     return save(sweep_figure(result, "usd_per_mtok_output"), out_dir, "sweep")
 
 
