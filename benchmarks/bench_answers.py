@@ -1,13 +1,17 @@
 """What answering only for configurations that run costs: the same questions on one device, and with a
 point one device cannot hold moved to the cheapest layout that does (the default since it became the rule).
 
-    python benchmarks/bench_answers.py
+    python benchmarks/bench_answers.py                # the table in docs/performance.md
+    python benchmarks/bench_answers.py --exhaustive   # + every preset x profile at 1k, 32k, 1M, 10M (about 9 min)
 
 Each row is the median of three in-process runs under the vllm profile (the command line's default).
+--exhaustive runs the default (one device, else the cheapest layout) on the whole grid once and counts the
+points that print a figure where nothing runs (must be 0) and those where no layout of up to 72 devices fits.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -49,11 +53,27 @@ CASES: list[tuple[str, Callable[[], object]]] = [
 ]
 
 
+def exhaustive() -> None:
+    from costsim.sweeps import TIMED_METRICS
+
+    started = time.perf_counter()
+    result = sweep(PRESETS, ["all"], np.array([1e3, 3.2e4, 1e6, 1e7]), engine=VLLM)
+    wrong = unfit = 0
+    for s in result.series:
+        fits = np.asarray(s["fits_memory"], dtype=bool)
+        unfit += int((~fits).sum())
+        wrong += sum(int(np.isfinite(np.asarray(s[k], dtype=float)[~fits]).sum()) for k in TIMED_METRICS)
+    print(f"\n{len(result.series)} model x profile pairs x 4 contexts in {time.perf_counter() - started:.0f} s: "
+          f"{wrong} figures where nothing runs, {unfit} points no layout of up to 72 devices holds")
+
+
 def main() -> None:
     print("| question | median (s) |")
     print("|---|---|")
     for label, run in CASES:
         print(f"| {label} | {_median_s(run):.2f} |")
+    if "--exhaustive" in sys.argv:
+        exhaustive()
 
 
 if __name__ == "__main__":
