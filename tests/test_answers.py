@@ -96,6 +96,7 @@ def test_estimate_of_a_70b_model_on_every_profile_runs_somewhere_or_says_why(har
     r = costsim.estimate("llama-3.1-70b", hardware, context=32_000, engine="vllm")
     if "placement" in r:
         assert r["fits_memory"] and r["devices"] > 1 and r["tpot_s"] > 0 and r["batch"] <= r["max_batch"]
+        assert r["usd_per_mtok_cached_input"] is not None and r["usd_per_mtok_cached_input"] < r["usd_per_mtok_input"]
     elif r["fits_memory"]:
         assert r["tpot_s"] > 0 and r["batch"] <= r["max_batch"]
     else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.model import ModelSpec
@@ -110,6 +112,12 @@ def resolve(result: dict[str, Any], spec: ModelSpec, hw: HardwareProfile, dep: D
                        placement={"rule": "cheapest layout that fits", "single_device": one,
                                   "single_device_flag": "--single-device keeps one device"})
             out.pop("reason", None)
+            # a prefix-cache hit costs the layout's read of the entry, whatever the batch: the sweep's view has it
+            from costsim.engine.parallel import layout_grid
+            from costsim.spec.layout import Layout
+
+            grid = layout_grid(spec, hw, dep, Layout(**chosen["layout"]), np.asarray([float(context)]), True, engine)
+            out["usd_per_mtok_cached_input"] = float(grid["usd_per_mtok_cached_input"][0])
     timed = tpot_target_s is not None and batch is None and out.get("tpot_s") is not None
     if timed and out["tpot_s"] > tpot_target_s * (1 + 1e-9):
         best = out.get("tpot_batch1_s", out["tpot_s"])
