@@ -101,8 +101,9 @@ def resolve(result: dict[str, Any], spec: ModelSpec, hw: HardwareProfile, dep: D
             if request and not single_device and "needs >=" in out["reason"]:
                 out["reason"] += "; request mode runs on one device: give --context and --layout, or costsim serve"
         else:
-            one = out.get("reason") or (f"does not fit: short by {fmt_bytes(out['memory_shortfall_bytes'])} "
-                                        f"for {out['batch']:,} sequence(s)")
+            shortfall = f"does not fit: short by {fmt_bytes(out['memory_shortfall_bytes'])} for {out['batch']:,} " \
+                        "sequence(s)"
+            one = (out.get("reason") or "").split("; ")[0] or shortfall
             out.update({k: chosen[k] for k in ("batch", "max_batch", "ttft_s", "tpot_s", "decode_tokens_per_s",
                                                "prefill_tokens_per_s", "usd_per_mtok_input", "usd_per_mtok_output")})
             out.update(fits_memory=True, devices=chosen["devices"], layout=chosen["layout"], label=chosen["label"],
