@@ -146,3 +146,14 @@ def test_hand_checked_shortfall_and_devices_needed():
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"costsim {costsim.__version__}"
+
+
+def test_the_refusal_suggests_the_smaller_type_of_the_larger_part():
+    """DeepSeek-V3's 1.34 TB of bf16 weights dwarf a 32k cache: fp8 weights; Llama-3.1-8B's 10M-token cache
+    (1.31 TB) dwarfs its 16 GB of weights: an fp8 cache."""
+    big_weights = costsim.estimate("deepseek-v3", "h100-sxm", context=32_000, single_device=True)
+    big_cache = costsim.estimate("llama-3.1-8b", "h100-sxm", context=10_000_000, single_device=True)
+    assert "--weight-dtype fp8" in big_weights["reason"] and "--kv-dtype" not in big_weights["reason"]
+    assert "--kv-dtype fp8" in big_cache["reason"] and "--weight-dtype" not in big_cache["reason"]
+    already = costsim.estimate("llama-3.1-8b", "h100-sxm", context=10_000_000, kv_cache="fp8", single_device=True)
+    assert "--kv-dtype" not in already["reason"]

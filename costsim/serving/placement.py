@@ -66,6 +66,17 @@ def _search(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int,
     return min(feasible, key=lambda r: (r["usd_per_mtok_output"], r["devices"])), searched
 
 
+def _smaller_dtype_hint(spec: ModelSpec, dep: Deployment, context: int) -> str:
+    """fp8 for whichever of the weights and one sequence's cache is larger, if it is not already 8-bit or less."""
+    from costsim import model_costs as mc
+
+    weights = mc.param_counts(spec).total * dep.precision.weight_bytes
+    cache = float(mc.cache_bytes(spec, float(context), dep.precision))
+    if weights >= cache:
+        return " or --weight-dtype fp8" if dep.weights in ("bf16", "fp16", "fp32") else ""
+    return " or --kv-dtype fp8" if dep.kv_cache in ("bf16", "fp16", "fp32") else ""
+
+
 def needs(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, batch: int | None, engine: Any,
           max_devices: int, model_arg: str) -> str:
     """'does not fit: needs >= N x H (try costsim plan ...)' for a point one device cannot hold."""
@@ -73,11 +84,12 @@ def needs(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, b
     hint = plan_hint(model_arg, hw, context, dep)
     if chosen is None:
         what = "the weights and one sequence's cache" if batch is None else f"{batch:,} sequences"
-        return (f"does not fit: no layout of up to {max_devices} x {hw.name} holds {what}; try fp8 weights "
-                f"(--weight-dtype fp8), a shorter context or a larger device (try `{hint}`)")
+        smaller = _smaller_dtype_hint(spec, dep, context).removeprefix(" or ")
+        return (f"does not fit: no layout of up to {max_devices} x {hw.name} holds {what}; try "
+                f"{smaller + ', ' if smaller else ''}a shorter context or a larger device (`{hint}` lists why)")
     fewest = min((r for r in searched["feasible"] if r["devices"] > 1), key=lambda r: r["devices"],
                  default=chosen)
-    smaller = " or --weight-dtype fp8" if dep.weights in ("bf16", "fp16", "fp32") else ""
+    smaller = _smaller_dtype_hint(spec, dep, context)
     return f"does not fit: needs >= {max(fewest['devices'], 2)} x {hw.name} (try `{hint}`{smaller})"
 
 
