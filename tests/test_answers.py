@@ -156,4 +156,4 @@ def test_the_refusal_suggests_the_smaller_type_of_the_larger_part():
     assert "--weight-dtype fp8" in big_weights["reason"] and "--kv-dtype" not in big_weights["reason"]
     assert "--kv-dtype fp8" in big_cache["reason"] and "--weight-dtype" not in big_cache["reason"]
     already = costsim.estimate("llama-3.1-8b", "h100-sxm", context=10_000_000, kv_cache="fp8", single_device=True)
-    assert "--kv-dtype" not in already["reason"]
+    assert "` or --kv-dtype" not in already["reason"] and "--kv-dtype fp8`" in already["reason"]  # in the plan hint
