@@ -297,7 +297,7 @@ def _estimate_table(r: dict[str, Any]) -> str:
     return dumps_table(["quantity", "value"], rows, title=title) + "".join(f"\n{n}" for n in notes)
 
 
-PLAN_COLUMNS = ["layout", "devices", "fits", "batch", "TPOT ms", "TPOT@1 ms", "TTFT s", "$/Mtok out",
+PLAN_COLUMNS = ["layout", "devices", "fits", "batch", "TPOT", "TPOT@1", "TTFT", "$/Mtok out",
                 "$/Mtok in", "weights/dev", "cache/seq/dev", "note"]
 
 
@@ -310,15 +310,13 @@ def _plan_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def _plan_table(rows: list[dict[str, Any]], title: str) -> str:
     from costsim.output.formats import dumps_table
-    from costsim.units import fmt_bytes
+    from costsim.units import fmt_bytes, fmt_duration
 
     def cell(r: dict[str, Any], key: str, fmt: str) -> str:
         return format(r[key], fmt) if r.get(key) is not None else "-"
 
     body = [[r["label"], r["devices"], "yes" if r.get("fits_memory") else "no", r.get("batch", "-"),
-             cell(r, "tpot_s", ".2e") if r.get("tpot_s") is None else f"{r['tpot_s'] * 1e3:,.2f}",
-             "-" if r.get("tpot_batch1_s") is None else f"{r['tpot_batch1_s'] * 1e3:,.2f}",
-             "-" if r.get("ttft_s") is None else f"{r['ttft_s']:,.2f}",
+             fmt_duration(r.get("tpot_s")), fmt_duration(r.get("tpot_batch1_s")), fmt_duration(r.get("ttft_s")),
              cell(r, "usd_per_mtok_output", ",.3f"), cell(r, "usd_per_mtok_input", ",.3f"),
              fmt_bytes(r["weight_bytes_per_device"]) if "weight_bytes_per_device" in r else "-",
              fmt_bytes(r["cache_bytes_per_sequence_per_device"]) if "cache_bytes_per_sequence_per_device" in r
@@ -602,8 +600,8 @@ def _sweep_table(result: Any, metric: str, plan_auto: bool) -> str:
     return text
 
 
-SERVE_COLUMNS = ["load", "batch", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT p50 ms", "TTFT p99 ms",
-                 "TPOT p50 ms", "ITL p99 ms", "$/Mtok out", "$/Mtok in", "note"]
+SERVE_COLUMNS = ["load", "batch", "out tok/s", "tok/s/dev", "tok/s/user", "TTFT p50", "TTFT p99",
+                 "TPOT p50", "ITL p99", "$/Mtok out", "$/Mtok in", "note"]
 
 
 def _serve_load(r: dict[str, Any]) -> str:
@@ -615,7 +613,10 @@ def _serve_load(r: dict[str, Any]) -> str:
 
 
 def _ms(value: dict[str, float] | None, stat: str) -> str:
-    return "-" if value is None else f"{value[stat] * 1e3:,.1f}"
+    """A latency statistic in the unit that reads best (queueing past saturation reaches minutes)."""
+    from costsim.units import fmt_duration
+
+    return "-" if value is None else fmt_duration(value[stat])
 
 
 def _serve_table(rows: list[dict[str, Any]]) -> str:
