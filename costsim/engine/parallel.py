@@ -386,6 +386,7 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
                ttft_s=ttft, decode_tokens_per_s=decode_tps * layout.dp,
                prefill_tokens_per_s=context / ttft * layout.dp, meets_latency=True,
                usd_per_mtok_output=sh.usd_s / decode_tps * 1e6, usd_per_mtok_input=sh.usd_s * ttft / context * 1e6,
+               usd_per_mtok_cached_input=sh.usd_s * float(sh.cached_read_s(np.asarray(float(context)))) * 1e6,
                comm_share_of_tpot=float(sh.comm_decode(np.asarray([b]))[0] / tpot))
     return out
 

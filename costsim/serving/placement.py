@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.model import ModelSpec
@@ -78,9 +76,10 @@ def _smaller_dtype_hint(spec: ModelSpec, dep: Deployment, context: int) -> str:
 
 
 def needs(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, batch: int | None, engine: Any,
-          max_devices: int, model_arg: str) -> str:
-    """'does not fit: needs >= N x H (try costsim plan ...)' for a point one device cannot hold."""
-    chosen, searched = _search(spec, hw, dep, context, batch, None, engine, max_devices)
+          max_devices: int, model_arg: str, found: tuple[dict[str, Any] | None, dict] | None = None) -> str:
+    """'does not fit: needs >= N x H (try costsim plan ...)' for a point one device cannot hold; `found`: the
+    search already run for this point (_search's answer), so it is not run again."""
+    chosen, searched = found or _search(spec, hw, dep, context, batch, None, engine, max_devices)
     hint = plan_hint(model_arg, hw, context, dep)
     if chosen is None:
         what = "the weights and one sequence's cache" if batch is None else f"{batch:,} sequences"
@@ -105,11 +104,13 @@ def resolve(result: dict[str, Any], spec: ModelSpec, hw: HardwareProfile, dep: D
         for key in TIMED_KEYS:
             if key in out:
                 out[key] = None
-        chosen = None
+        found = None
         if not single_device and not request:
-            chosen, _ = _search(spec, hw, dep, context, batch, tpot_target_s, engine, max_devices)
+            # the target falls away inside the search when no layout meets it, so a miss here is a miss without it
+            found = _search(spec, hw, dep, context, batch, tpot_target_s, engine, max_devices)
+        chosen = None if found is None else found[0]
         if chosen is None:
-            out["reason"] = needs(spec, hw, dep, context, batch, engine, max_devices, model_arg)
+            out["reason"] = needs(spec, hw, dep, context, batch, engine, max_devices, model_arg, found)
             if request and not single_device and "needs >=" in out["reason"]:
                 out["reason"] += "; request mode runs on one device: give --context and --layout, or costsim serve"
         else:
@@ -117,7 +118,8 @@ def resolve(result: dict[str, Any], spec: ModelSpec, hw: HardwareProfile, dep: D
                         "sequence(s)"
             one = (out.get("reason") or "").split("; ")[0] or shortfall
             out.update({k: chosen[k] for k in ("batch", "max_batch", "ttft_s", "tpot_s", "decode_tokens_per_s",
-                                               "prefill_tokens_per_s", "usd_per_mtok_input", "usd_per_mtok_output")})
+                                               "prefill_tokens_per_s", "usd_per_mtok_input", "usd_per_mtok_output",
+                                               "usd_per_mtok_cached_input")})
             out.update(fits_memory=True, devices=chosen["devices"], layout=chosen["layout"], label=chosen["label"],
                        weight_bytes_per_device=chosen["weight_bytes_per_device"],
                        cache_bytes_per_sequence_per_device=chosen["cache_bytes_per_sequence_per_device"],
@@ -125,12 +127,6 @@ def resolve(result: dict[str, Any], spec: ModelSpec, hw: HardwareProfile, dep: D
                        placement={"rule": "cheapest layout that fits", "single_device": one,
                                   "single_device_flag": "--single-device keeps one device"})
             out.pop("reason", None)
-            # a prefix-cache hit costs the layout's read of the entry, whatever the batch: the sweep's view has it
-            from costsim.engine.parallel import layout_grid
-            from costsim.spec.layout import Layout
-
-            grid = layout_grid(spec, hw, dep, Layout(**chosen["layout"]), np.asarray([float(context)]), True, engine)
-            out["usd_per_mtok_cached_input"] = float(grid["usd_per_mtok_cached_input"][0])
     timed = tpot_target_s is not None and batch is None and out.get("tpot_s") is not None
     if timed and out["tpot_s"] > tpot_target_s * (1 + 1e-9):
         best = out.get("tpot_batch1_s", out["tpot_s"])
