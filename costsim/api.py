@@ -58,6 +58,14 @@ def check_price(price: float | None) -> None:
     check_positive("--price", price, " of USD per hour")
 
 
+def check_max_devices(max_devices: int) -> None:
+    """The largest layout a search considers: 1 to 4096 devices."""
+    from costsim.errors import CostsimError
+
+    if not 1 <= max_devices <= 4096:
+        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+
+
 def _engine_for(engine: str | None, spec: ModelSpec, hw: Any) -> Any:
     """The engine profile, refused in one line where it does not serve this model or device; None stays None."""
     if engine is None:
@@ -92,21 +100,20 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     check_price(price)
     check_positive("--tpot-ms", tpot_ms, " of milliseconds")
-    if not 1 <= max_devices <= 4096:
-        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+    check_max_devices(max_devices)
     hw = load_hardware(hardware, usd_per_hour=price)
     n = parse_tokens(context, "--context")
     b: int | None
     b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
     target = None if tpot_ms is None else tpot_ms / 1e3
+    eng = _engine_for(engine, spec, hw)
     if prompt is not None or output_tokens is not None:
         if prompt is None or output_tokens is None:
             raise CostsimError("--prompt and --output-tokens go together; give both (or neither, and --context)")
         p_tokens = parse_tokens(prompt, "--prompt")
         o_tokens = parse_tokens(output_tokens, "--output-tokens")
         result = estimate_request(spec, hw, dep, p_tokens, o_tokens, b, target)
-        eng = _engine_for(engine, spec, hw)
         if eng is not None:
             from costsim.serving.serve import engine_request
 
@@ -114,7 +121,6 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
         n = p_tokens + o_tokens
     else:
         result = serve(spec, hw, dep, n, b, target)
-        eng = _engine_for(engine, spec, hw)
         if eng is not None:
             from costsim.serving.serve import engine_point
 
@@ -132,7 +138,6 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
     ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones; with
     `engine`, each layout's pool, kernels and CPU time are that engine's."""
     from costsim.engine.parallel import plan as run_plan
-    from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.units import parse_tokens
@@ -141,8 +146,7 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
     check_price(price)
     check_positive("--tpot-ms", tpot_ms, " of milliseconds")
     check_positive("--ttft-s", ttft_s, " of seconds")
-    if max_devices < 1 or max_devices > 4096:
-        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+    check_max_devices(max_devices)
     hw = load_hardware(hardware, usd_per_hour=price)
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
     eng = _engine_for(engine, spec, hw)

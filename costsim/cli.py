@@ -98,6 +98,7 @@ def _engine(name: str | None):
 
 def _layout_choice(layout: str | None, plan_mode: str | None, max_devices: int):
     """(Layout or None, plan_auto) from --layout / --plan, with one-line errors."""
+    from costsim.api import check_max_devices
     from costsim.errors import CostsimError
     from costsim.spec.layout import parse_layout
 
@@ -105,8 +106,7 @@ def _layout_choice(layout: str | None, plan_mode: str | None, max_devices: int):
         raise CostsimError(f"--plan: only 'auto' is understood, got {plan_mode!r}; or give --layout tp=8,...")
     if layout is not None and plan_mode is not None:
         raise CostsimError("--layout and --plan auto exclude each other; give one")
-    if not 1 <= max_devices <= 4096:
-        raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
+    check_max_devices(max_devices)
     return (parse_layout(layout) if layout is not None else None), plan_mode is not None
 
 
@@ -1027,6 +1027,7 @@ def scenario_run(
     from costsim.output.formats import dumps_table
     from costsim.scenario.engine import run_task, summarize, summarize_api
     from costsim.scenario.loader import load_api_price, load_scenario
+    from costsim.scenario.placement import run_answered
     from costsim.sweeps import split_names
     from costsim.units import fmt_bytes
 
@@ -1040,28 +1041,28 @@ def scenario_run(
     sc = load_scenario(scenario)
     dep = _deployment(weight_dtype, kv_dtype, state_dtype).model_copy(update={"utilisation": utilisation})
     chosen_layout = None if layout is None else _layout_choice(layout, None, 72)[0]
+    eng = _engine(engine)
     rows = []
     charted = []
     for m in split_names(model, "--model"):
         spec = load_model(m)
         for h in split_names(hardware, "--hardware"):
             hw = load_hardware(h, usd_per_hour=price)
-            if engine is not None:
+            if eng is not None:
                 from costsim.serving.engines import check_serves
 
-                check_serves(_engine(engine), spec, hw)
-            task = run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout, engine=_engine(engine))
-            used, summary = chosen_layout, summarize(task)
-            if chosen_layout is None and not summary["fits_memory"]:
-                from costsim.scenario.placement import cheapest_task_layout
-
-                placed = None if single_device else cheapest_task_layout(sc, spec, hw, dep, samples, seed,
-                                                                         _engine(engine), max_devices, task)
-                if placed is not None:
-                    used, task = placed
-                    summary = {**summarize(task), "placement": "cheapest layout that holds the task (one "
-                                                               f"{hw.name} does not; --single-device keeps one)"}
-                else:
+                check_serves(eng, spec, hw)
+            if chosen_layout is None:
+                used, task = run_answered(sc, spec, hw, dep, samples, seed, eng, max_devices, single_device)
+            else:
+                used, task = chosen_layout, run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout,
+                                                     engine=eng)
+            summary = summarize(task)
+            if chosen_layout is None:
+                if used is not None:
+                    summary["placement"] = (f"cheapest layout that holds the task (one {hw.name} does not; "
+                                            "--single-device keeps one)")
+                elif not summary["fits_memory"]:
                     summary["reason"] = (f"one {hw.name} does not hold the task's peak cache" +
                                          ("" if single_device else f", nor any layout up to {max_devices} devices")
                                          + f"; try `costsim scenario run {scenario} -m {m} -H {h}`"

@@ -151,9 +151,9 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
     """Every model x device pair: on one device where it holds the task, else on the cheapest layout that
     does; pairs that nothing holds, or an engine does not serve, are named in the caption, never dropped."""
     from costsim.hardware import load_hardware
-    from costsim.scenario.engine import run_task, summarize
+    from costsim.scenario.engine import summarize
     from costsim.scenario.loader import load_scenario
-    from costsim.scenario.placement import cheapest_task_layout
+    from costsim.scenario.placement import run_answered
 
     sc = load_scenario(scenario)
     rows, missing, placed = [], [], []
@@ -163,14 +163,12 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
             if engine is not None and hw_.vendor not in engine.vendors:
                 missing.append(f"{spec.name} on {h} ({engine.name} does not run on {hw_.vendor})")
                 continue
-            task, label = run_task(sc, spec, hw_, dep, samples, 0, engine=engine), h
+            layout, task = run_answered(sc, spec, hw_, dep, samples, 0, engine, max_devices)
             if not summarize(task)["fits_memory"]:
-                found = cheapest_task_layout(sc, spec, hw_, dep, samples, 0, engine, max_devices, task)
-                if found is None:
-                    missing.append(f"{spec.name} on {h} (no layout up to {max_devices} devices holds the task)")
-                    continue
-                layout, task = found
-                label = f"{h} x {layout.devices} ({layout.label()})"
+                missing.append(f"{spec.name} on {h} (no layout up to {max_devices} devices holds the task)")
+                continue
+            label = h if layout is None else f"{h} x {layout.devices} ({layout.label()})"
+            if layout is not None:
                 placed.append(f"{spec.name} on {label}")
             rows.append({"model": spec.name, "hardware": label,
                          "usd_by_kind": {k: float(v.mean()) for k, v in task.usd_by_kind.items()}})
@@ -179,8 +177,7 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
         caption += " One device does not hold the task, so the cheapest layout that does: " + "; ".join(placed) + "."
     if missing:
         caption += " Not shown: " + "; ".join(missing) + "."
-    return [("Scenario", _scenario(rows, sc.name), caption)] if rows else \
-        [("Scenario", _scenario([], sc.name), caption)]
+    return [("Scenario", _scenario(rows, sc.name), caption)]
 
 
 def _validation(hardware: list[str]) -> tuple[Any, str]:

@@ -62,3 +62,15 @@ def cheapest_task_layout(scenario: Scenario, spec: ModelSpec, hw: HardwareProfil
         if best is None or summary["usd_per_task"] < best[0]:
             best = (summary["usd_per_task"], layout, task)
     return None if best is None else (best[1], best[2])
+
+
+def run_answered(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, samples: int,
+                 seed: int, engine: Any = None, max_devices: int = 72,
+                 single_device: bool = False) -> tuple[Layout | None, TaskCost]:
+    """The task on one device, or, where one device does not hold it and `single_device` is off, on the
+    cheapest layout that does: (the layout, None for one device; the task as run). When nothing holds it,
+    the one-device run comes back (summarize says it does not fit)."""
+    task = run_task(scenario, spec, hw, dep, samples, seed, engine=engine)
+    if single_device or summarize(task)["fits_memory"]:
+        return None, task
+    return cheapest_task_layout(scenario, spec, hw, dep, samples, seed, engine, max_devices, task) or (None, task)
