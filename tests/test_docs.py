@@ -16,7 +16,7 @@ from costsim.cli import main
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# needs an NVIDIA GPU and nvcc (checked on the lent machines, not in CI); or a placeholder to fill in
+# needs an NVIDIA GPU and nvcc (run where such a GPU is present, not in CI); or a placeholder to fill in
 SKIP = re.compile(r"costsim bench |path/to|mine|mygpu|my-gpu|MODEL|FILE|<|\.\.\.\s|\[")
 
 

@@ -14,8 +14,8 @@ bidirectional figure of the profile) when the whole group fits in the scale-up d
 scale-out network per device, times COMM_EFFICIENCY (what NCCL's bus bandwidth reaches of the link
 rate). A group that leaves the domain of a profile without a scale-out network (scale_out_gb_s = 0:
 consumer cards) is not priced: `link` raises, and `engine/parallel.py` refuses such layouts first.
-The latencies and the efficiency are assumptions from published NCCL figures, not yet fitted to
-measurements on the lent machines (docs/deployments.md says so).
+The latencies and the efficiency are assumptions from published NCCL figures, not yet fitted to the
+committed NCCL measurements (docs/deployments.md says so).
 """
 
 from __future__ import annotations
