@@ -82,6 +82,7 @@ class Run:
     mla_flash = False  # FlashMLA's decode kernel (flashmla_decode.py) once it passes its check
     mla_pad = 8  # MLA cache rounded up to this many tokens (64 where FlashMLA's pages need it)
     host_blocks = False  # --host-blocks: time the host's issue of each part of an eager step
+    pin_cpu: int | None = None  # --pin-cpu: the one core an eager run is held to
     profile_all = False  # profile every point, not only the first of each phase (to attribute a miss)
     profile_top = 12  # kernels listed per profiled point
     attention = "auto"  # or one SDPA backend's source name (--attention)
@@ -931,6 +932,20 @@ def repetitions(run, target_s):
     return reps, starts, ends
 
 
+def host_probe(launches=2000):
+    """The host's speed at this moment: seconds per launch of a one-element in-place add, issued back to
+    back with the GPU idle at the start (the queue never fills at this rate). An eager step's host time
+    scales with it, so a record carrying it says which state the (shared, virtual) host was in."""
+    x = torch.zeros(1, device="cuda")
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(launches):
+        x.add_(1.0)
+    dt = time.perf_counter() - t
+    torch.cuda.synchronize()
+    return dt / launches
+
+
 def time_step_eager(fn, target_s):
     """--style eager: the step as an eager user sees it. Three warm-up calls, then per repetition a device
     sync (the queue empty, as after reading the previous step's logits), CUDA events around the eager call,
@@ -939,6 +954,7 @@ def time_step_eager(fn, target_s):
     for _ in range(3):
         fn()
     reps, starts, ends = repetitions(fn, target_s)
+    probe_before = host_probe()
     host = []
     for i in range(reps):
         torch.cuda.synchronize()
@@ -955,7 +971,8 @@ def time_step_eager(fn, target_s):
     def q(p, xs=ts):
         return xs[min(len(xs) - 1, round(p * (len(xs) - 1)))]
 
-    return {"med": q(0.5), "p10": q(0.1), "p90": q(0.9), "reps": reps, "host_med": q(0.5, host)}, False
+    return {"med": q(0.5), "p10": q(0.1), "p90": q(0.9), "reps": reps, "host_med": q(0.5, host),
+            "probe": (probe_before, host_probe())}, False
 
 
 def time_step(fn, target_s):
@@ -1514,6 +1531,8 @@ def run_model(name):
             # wherever the GPU waited for it; host_call_s is the host's own time to issue the call
             rec["host_launch_included"] = True
             rec["host_call_s"] = t["host_med"]
+            rec["host_probe_s"] = list(t["probe"])  # per launch, before and after the timed repetitions
+            rec["pinned_cpu"] = R.pin_cpu
         if R.tp > 1:
             rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py
             rec["weights_bytes_per_rank"] = rec.pop("weights_bytes")
@@ -1545,6 +1564,9 @@ def main(argv=None):
                     help="profile one eager step at every point (default: the first point of each phase)")
     ap.add_argument("--host-blocks", action="store_true",
                     help="--style eager: also time the host's issue of each part of a step (op host_call records)")
+    ap.add_argument("--pin-cpu", type=int, default=None,
+                    help="--style eager: run on this one CPU core (the host issues every op; a thread moved "
+                         "between cores issues them slower)")
     ap.add_argument("--profile-top", type=int, default=12, help="kernels listed per profiled point")
     ap.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks; run under torchrun --nproc_per_node N")
     ap.add_argument("--attention", default="auto", choices=["auto", "torch-sdpa-cudnn", "torch-sdpa-flash"],
@@ -1589,6 +1611,9 @@ def main(argv=None):
     R.quick = a.quick
     R.profile_all = a.profile_all
     R.host_blocks = a.host_blocks
+    R.pin_cpu = a.pin_cpu
+    if a.pin_cpu is not None:
+        os.sched_setaffinity(0, {a.pin_cpu})
     R.profile_top = a.profile_top
     R.deadline = a.deadline or (90.0 if a.quick else 600.0)
     R.logf = open(a.log, "w") if a.log else None  # noqa: SIM115
