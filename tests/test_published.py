@@ -77,21 +77,59 @@ def test_engine_style_steps_within_ten_percent_through_the_vllm_profile():
     assert len(mixed) >= 6 and np.max(np.abs(mixed)) <= 0.05  # mixed steps were fitted on nothing
 
 
-def test_eager_steps_through_the_pytorch_eager_profile():
-    """Three eager runs on three leased H200s (the same 26 points each). host_per_kernel_s was fitted on the
-    Llama-3.1-8B records (benchmarks/fit_eager_host.py); the Qwen3-Next-like hybrid's are held out. The
-    bound on all of them sits near the host's own spread: the same point differs by 1.25x (median max/min)
-    between the runs."""
-    from costsim.hardware import load_hardware
+def _eager_records() -> list[dict]:
     from costsim.spec.measurement import read_measurements
+
+    return [r for path in sorted(data_dir("measurements").glob("h200-model-step-eager*.jsonl"))
+            for r in read_measurements(path) if r.get("op") == "model_step"]
+
+
+def test_eager_steps_through_the_pytorch_eager_profile():
+    """Five eager runs on leased H200s (the same points each; one held to a single CPU core). The profile's
+    elementwise_bandwidth and host_per_kernel_s were fitted on the Llama-3.1-8B records
+    (benchmarks/fit_eager_host.py); the Qwen3-Next-like hybrid's are held out. The host is the least
+    repeatable part: the same point differs by 1.25x (median max/min) between the runs, so the held-out
+    bound is loose while its prefills, which the GPU's time sets, are held tight."""
+    from costsim.hardware import load_hardware
     from costsim.validate import predict_record
 
     hw = load_hardware("h200")
-    records = [r for path in sorted(data_dir("measurements").glob("h200-model-step-eager*.jsonl"))
-               for r in read_measurements(path) if r.get("op") == "model_step"]
+    records = _eager_records()
     errors = np.array([predict_record(r, hw) / r["time_s"] - 1 for r in records])
     fitted = np.array([r["model"] == "llama-3.1-8b" for r in records])
-    assert len(records) >= 78 and fitted.sum() >= 48
+    prefill = np.array([r["phase"] == "prefill" for r in records])
+    assert len(records) >= 100 and fitted.sum() >= 60
+    assert np.median(np.abs(errors)) <= 0.10
     assert np.median(np.abs(errors[fitted])) <= 0.08
-    assert np.median(np.abs(errors)) <= 0.13
-    assert np.median(np.abs(errors[~fitted])) <= 0.30  # held out: the hybrid's host costs more per kernel
+    assert np.median(np.abs(errors[~fitted & prefill])) <= 0.10  # held out, GPU-bound at 4k-8k tokens
+    assert np.median(np.abs(errors[~fitted])) <= 0.20  # held out: the hybrid's decode is host-bound
+
+
+def test_eager_elementwise_rate_matches_the_profiler_on_the_held_out_hybrid():
+    """The profiler's elementwise device time of each eager prefill (the GPU's own time: the same within 2%
+    on every leased host) against costsim's through the pytorch-eager profile. At full streaming rate the
+    Llama prefills came out 48% under; the rate was fitted on them; the hybrid's, held out, must agree
+    within 25% (its GDN path adds ATen's generic depthwise convolution, which runs far slower still)."""
+    from costsim.engine.timing import prefill_time
+    from costsim.hardware import load_hardware
+    from costsim.serving.engines import kernel_plan, load_engine
+    from costsim.spec.dtypes import Precision
+    from costsim.validate import model_for_record
+
+    hw, plan = load_hardware("h200"), kernel_plan(load_engine("pytorch-eager"))
+    full = kernel_plan(load_engine("pytorch-eager").model_copy(update={"kernels": load_engine(
+        "pytorch-eager").kernels.model_copy(update={"elementwise_bandwidth": 1.0})}))
+    by_model: dict[str, list[tuple[float, float]]] = {}
+    for r in _eager_records():
+        if r["phase"] != "prefill" or "profile_s_by_class" not in r:
+            continue
+        spec, measured = model_for_record(r), r["profile_s_by_class"]["elementwise"]
+        pair = tuple(float(prefill_time(spec, hw, r["seq_len"], 0, r["batch"], Precision(),
+                                        chunk_tokens=int(r["seq_len"]), plan=pl).by_class["elementwise"])
+                     / measured - 1 for pl in (plan, full))
+        by_model.setdefault(r["model"], []).append(pair)
+    llama, hybrid = (np.array(by_model[k]) for k in ("llama-3.1-8b", "models/qwen3-next-dense-ffn.toml"))
+    assert len(llama) >= 10 and len(hybrid) >= 10
+    assert np.median(llama[:, 1]) < -0.40  # at the full streaming rate: the miss the rate was fitted for
+    assert abs(np.median(llama[:, 0])) <= 0.05
+    assert -0.25 <= np.median(hybrid[:, 0]) < 0.0

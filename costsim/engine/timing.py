@@ -49,6 +49,7 @@ class KernelPlan:
     host_attention_call_s: float = 0.0
     host_recurrent_decode_call_s: float = 0.0
     host_recurrent_prefill_call_s: float = 0.0
+    elementwise_bandwidth: float = 1.0
     decode_table: str | None = None
     prefill_table: str | None = None
     mla_decode_table: str | None = "flashmla"
@@ -211,12 +212,14 @@ def _core_eff(hw: HardwareProfile, klass: str, pairs_per_head: np.ndarray,
 
 
 def _elementwise_time(elements_per_token: list[float], tokens: np.ndarray, hw: HardwareProfile,
-                      p: Precision) -> np.ndarray:
+                      p: Precision, plan: KernelPlan | None = None) -> np.ndarray:
     """Streaming kernels, one by one: a fixed latency (about one HBM round trip; a one-token norm takes
-    ~1.4 us of device time) plus the bytes at the full streaming rate. The memory curve fitted on copies
-    of 1 MiB and more would charge a kilobyte kernel its ~3.5 us floor, twice what it takes."""
+    ~1.4 us of device time) plus the bytes at the full streaming rate, or the fraction of it the plan's
+    kernels reach (eager PyTorch's unfused ops about half). The memory curve fitted on copies of 1 MiB
+    and more would charge a kilobyte kernel its ~3.5 us floor, twice what it takes."""
     e = hw.efficiency
-    streamed = tokens * float(sum(elements_per_token)) * p.act_bytes / (hw.bandwidth_bytes_s * e.memory_max)
+    rate = hw.bandwidth_bytes_s * e.memory_max * (plan.elementwise_bandwidth if plan is not None else 1.0)
+    streamed = tokens * float(sum(elements_per_token)) * p.act_bytes / rate
     return len(elements_per_token) * e.elementwise_latency_s + streamed
 
 
@@ -269,7 +272,7 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
                                          else plan.host_recurrent_decode_call_s)
             else:
                 library_host += count * plan.host_attention_call_s
-        add("elementwise", count * _elementwise_time(small, tokens, hw, p))
+        add("elementwise", count * _elementwise_time(small, tokens, hw, p, plan))
         kernels += count * (gemm_kernels + core_kernels + len(small))
     for block, count in spec.ffn_groups:
         cost = ffn_family.cost(block, d, tokens, p)
@@ -286,13 +289,13 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         small = elementwise.ffn_kernels(block, d)
         if plan is not None:
             small = _expand(small, plan, plan.norm_kernels, plan.norm_traffic, plan.activation_kernels)
-        add("elementwise", count * _elementwise_time(small, tokens, hw, p))
+        add("elementwise", count * _elementwise_time(small, tokens, hw, p, plan))
         kernels += count * (ffn_kernels + len(small))
     final = elementwise.final_norm_kernels(d)
     if plan is not None:
         final = _expand(final, plan, plan.norm_kernels, plan.norm_traffic)
         kernels += len(final) - 1
-    add("elementwise", _elementwise_time(final, batch * np.ones_like(n), hw, p))
+    add("elementwise", _elementwise_time(final, batch * np.ones_like(n), hw, p, plan))
     head_rows = batch * np.ones_like(n)
     head = gemm_cost(head_rows, [(d, spec.vocab_size)], p.weight_bytes, p.act_bytes)
     add("lm_head", gemm_time(head, hw, p, head_rows, gemm_depth_factor(hw, [(d, spec.vocab_size)])))

@@ -72,6 +72,10 @@ class Kernels(_Strict):
                                                            "beyond its kernels' launches")
     host_recurrent_prefill_call_s: NonNegativeFloat = Field(0.0, description="the same for one chunked "
                                                             "recurrent prefill call")
+    elementwise_bandwidth: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the device's "
+                                         "streaming rate the elementwise kernels reach (1: fused, vectorised "
+                                         "kernels; eager PyTorch's TensorIterator ops with fp32 temporaries "
+                                         "and strided copies: about half, fitted on profiled steps)")
 
 
 class Attention(_Strict):
