@@ -66,14 +66,14 @@ def check_max_devices(max_devices: int) -> None:
         raise CostsimError(f"--max-devices: must be between 1 and 4096, got {max_devices}")
 
 
-def _engine_for(engine: str | None, spec: ModelSpec, hw: Any) -> Any:
-    """The engine profile, refused in one line where it does not serve this model or device; None stays None."""
-    if engine is None:
-        return None
-    from costsim.serving.engines import check_serves, load_engine
+def _engine_for(engine: Any, spec: ModelSpec, hw: Any) -> Any:
+    """The engine profile, refused in one line where it does not serve this model or device; None or 'none':
+    costsim's own kernel list (None returned)."""
+    from costsim.serving.engines import check_serves, engine_or_none
 
-    profile = load_engine(engine)
-    check_serves(profile, spec, hw)
+    profile = engine_or_none(engine)
+    if profile is not None:
+        check_serves(profile, spec, hw)
     return profile
 
 
@@ -81,14 +81,14 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
              prompt: int | str | None = None, output_tokens: int | str | None = None,
-             engine: str | None = None, single_device: bool = False, max_devices: int = 72) -> dict[str, Any]:
-    """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); with `engine`
-    (vllm, sglang, trtllm, pytorch-eager) the batch, step times and dollars are that engine's. None, the
-    default here, is costsim's own kernel list and 10% reserve (`--engine none`); the command line's default
-    is engine="vllm". A point one device cannot hold is answered on the cheapest layout up to `max_devices`
-    that fits (`placement`, `layout`, `devices` say so); with `single_device=True` its times and dollars are
-    null and `reason` says how many devices it needs. `warnings` lists an unmet --tpot-ms and a context
-    beyond the model's maximum."""
+             engine: Any = "vllm", single_device: bool = False, max_devices: int = 72) -> dict[str, Any]:
+    """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); the batch, step
+    times and dollars are `engine`'s (vllm by default, as on the command line; sglang, trtllm, pytorch-eager
+    or a profile .toml); None or 'none' is costsim's own kernel list and 10% reserve (`--engine none`). A
+    point one device cannot hold is answered on the cheapest layout up to `max_devices` that fits
+    (`placement`, `layout`, `devices` say so); with `single_device=True` its times and dollars are null and
+    `reason` says how many devices it needs. `warnings` lists an unmet --tpot-ms and a context beyond the
+    model's maximum."""
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
     from costsim.serving.capacity import estimate as serve
@@ -133,7 +133,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
 def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,
          tpot_ms: float | None = None, ttft_s: float | None = None, max_devices: int = 72,
          price: float | None = None, weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
-         overlap: bool = True, engine: str | None = None) -> dict[str, Any]:
+         overlap: bool = True, engine: Any = "vllm") -> dict[str, Any]:
     """The `costsim plan` result: every parallel layout up to max_devices, the cheapest per output Mtok
     ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones; with
     `engine`, each layout's pool, kernels and CPU time are that engine's."""
@@ -159,7 +159,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
                     layout: str = "tp=8", context: int | str = 32768, batch: int | str | None = "auto",
                     tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
                     kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True,
-                    engine: str | None = None) -> dict[str, Any]:
+                    engine: Any = "vllm") -> dict[str, Any]:
     """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
     from costsim.engine.parallel import evaluate_layout
     from costsim.hardware import load_hardware
@@ -182,7 +182,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
 def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, prompt: int | str = 32768,
                  output_tokens: int | str = 1024, prefill_layout: str = "tp=8", decode_layout: str = "tp=8",
                  tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
-                 kv_cache: str = "bf16", state: str = "fp32", engine: str | None = None) -> dict[str, Any]:
+                 kv_cache: str = "bf16", state: str = "fp32", engine: Any = "vllm") -> dict[str, Any]:
     """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
     from costsim.engine.parallel import disaggregated
     from costsim.hardware import load_hardware
@@ -227,7 +227,7 @@ def _levels(text: Any, field: str, *, whole: bool) -> list[float]:
     return out
 
 
-def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, engine: str | None = None,
+def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *, engine: Any = "vllm",
           layout: str | None = None, isl: int | str = 1024, osl: int | str = 1024,
           concurrency: Any = None, request_rate: Any = None, offline: bool = False, requests: int | str = 1000,
           speculative: str | None = None, price: float | None = None, weights: str = "bf16",
@@ -239,7 +239,7 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
 
     from costsim.errors import CostsimError
     from costsim.hardware import load_hardware
-    from costsim.serving.engines import load_engine
+    from costsim.serving.engines import step_loop_engine
     from costsim.serving.serve import serve as run_serve
     from costsim.serving.workload import Workload
     from costsim.spec.deployment import Deployment
@@ -256,7 +256,7 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
     if prompt + out > 100_000_000:
         raise CostsimError(f"--isl/--osl: {prompt + out:,} tokens per request; at most 100M")
     hw = load_hardware(hardware, usd_per_hour=price)
-    eng = load_engine(engine)
+    eng = step_loop_engine(engine, "serve")
     lay = parse_layout(layout) if layout else Layout()
     if concurrency is not None:
         work = Workload(prompt, out, concurrency=np.asarray(_levels(concurrency, "--concurrency", whole=True)))
@@ -272,14 +272,14 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
 
 
 def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm,h200,b200", *,
-             engine: str | None = None, isl: int | str = 1024, osl: int | str = 1024, max_devices: int = 8,
+             engine: Any = "vllm", isl: int | str = 1024, osl: int | str = 1024, max_devices: int = 8,
              speculative: str | None = None, weights: str = "bf16", kv_cache: str = "bf16",
              state: str = "fp32") -> dict[str, Any]:
     """The throughput-interactivity frontier per hardware: the Pareto set of (tokens/s per user, output
     tokens/s per device) over layouts up to max_devices and concurrency levels, each with its $/Mtok."""
     from costsim.errors import CostsimError
     from costsim.hardware import hardware_names, load_hardware
-    from costsim.serving.engines import load_engine
+    from costsim.serving.engines import step_loop_engine
     from costsim.serving.frontier import frontier as run_frontier
     from costsim.serving.serve import speculation_for
     from costsim.spec.deployment import Deployment
@@ -292,7 +292,7 @@ def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm
         [h.strip() for h in str(hardware).split(",") if h.strip()]
     if not names:
         raise CostsimError("--hardware: empty; give e.g. h100-sxm,h200")
-    eng = load_engine(engine)
+    eng = step_loop_engine(engine, "frontier")
     prompt, out = parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl")
     if prompt + out > 100_000_000:
         raise CostsimError(f"--isl/--osl: {prompt + out:,} tokens per request; at most 100M")

@@ -77,23 +77,11 @@ EngineOpt = Annotated[str | None, typer.Option("--engine", callback=_no_engine,
                                                     "a profile .toml, or none (costsim's own kernel list)")]
 
 
-def _needs_engine(engine: str | None, command: str) -> str:
-    """serve and frontier simulate an engine's step loop: --engine none has no loop to run."""
-    if engine is None:
-        from costsim.errors import CostsimError
-
-        raise CostsimError(f"--engine: {command} simulates a serving engine's step loop; name one (vllm, sglang, "
-                           "trtllm, pytorch-eager or a profile .toml), not none")
-    return engine
-
-
 def _engine(name: str | None):
     """The --engine profile (None: costsim's own kernel list and reserve)."""
-    if name is None:
-        return None
-    from costsim.serving.engines import load_engine
+    from costsim.serving.engines import engine_or_none
 
-    return load_engine(name)
+    return engine_or_none(name)
 
 
 def _layout_choice(layout: str | None, plan_mode: str | None, max_devices: int):
@@ -677,7 +665,7 @@ def serve(
 
     if concurrency is None and request_rate is None and not offline:
         concurrency = "1,8,32,64,128,256"
-    rows = run_serve(model, hardware, engine=_needs_engine(engine, "serve"), layout=layout, isl=isl, osl=osl,
+    rows = run_serve(model, hardware, engine=engine, layout=layout, isl=isl, osl=osl,
                      concurrency=concurrency, request_rate=request_rate, offline=offline, requests=requests,
                      speculative=speculative, price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
                      state=state_dtype.value)
@@ -718,7 +706,7 @@ def frontier(
     from costsim.api import frontier as run_frontier
     from costsim.output.formats import dumps_table
 
-    res = run_frontier(model, hardware, engine=_needs_engine(engine, "frontier"), isl=isl, osl=osl,
+    res = run_frontier(model, hardware, engine=engine, isl=isl, osl=osl,
                        max_devices=max_devices, speculative=speculative, weights=weight_dtype.value,
                        kv_cache=kv_dtype.value, state=state_dtype.value)
     if plot:
@@ -1077,7 +1065,7 @@ def scenario_run(
         api = load_api_price(sheet)
         # token counts do not depend on the model here: the provider's own tokenizer is not modelled
         task = run_task(sc, load_model(split_names(model, "--model")[0]), load_hardware(split_names(hardware,
-                        "--hardware")[0]), dep, samples, seed, api)
+                        "--hardware")[0]), dep, samples, seed, api, engine=None)
         rows.append({"scenario": sc.name, "model": api.model, "hardware": f"api:{api.name}", **summarize_api(task)})
     if plot:
         from costsim.output.plots import scenario_figure, write_html

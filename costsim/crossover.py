@@ -35,8 +35,9 @@ def _curve(model: str, hardware: str, contexts: np.ndarray, metric: str, dep: De
 def crossover(model_a: str, model_b: str, hardware: str, metric: str = "usd_per_mtok_output",
               lo: float = 1024.0, hi: float = 10_000_000.0, dep: Deployment | None = None,
               layout: Layout | None = None, plan_auto: bool = False, price: float | None = None,
-              points: int = 240, engine: Any = None) -> dict[str, Any]:
-    """The contexts where B and A swap places on `metric`, which is better on each side, and both curves."""
+              points: int = 240, engine: Any = "vllm") -> dict[str, Any]:
+    """The contexts where B and A swap places on `metric`, which is better on each side, and both curves;
+    `engine` as in sweep (vllm by default, None or 'none' for costsim's own kernel list)."""
     from scipy.optimize import brentq
 
     if metric not in METRICS:

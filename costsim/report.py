@@ -219,14 +219,17 @@ def _validation(hardware: list[str]) -> tuple[Any, str]:
 def build_report(models: list[str], hardware: list[str], scenario: str | None = None,
                  contexts: np.ndarray | None = None, dep: Deployment | None = None, samples: int = 500,
                  price: float | None = None, plan_auto: bool = True, max_devices: int = 72,
-                 engine: Any = None) -> tuple[str, int]:
-    """The HTML page and how many charts it holds."""
+                 engine: Any = "vllm") -> tuple[str, int]:
+    """The HTML page and how many charts it holds; `engine` as in sweep (vllm by default, None or 'none' for
+    costsim's own kernel list: the frontier chart is then vLLM's)."""
     import plotly.offline
 
     from costsim.hardware import load_hardware
     from costsim.loader import load_model
+    from costsim.serving.engines import engine_or_none
     from costsim.sweeps import sweep
 
+    engine = engine_or_none(engine)
     dep = dep or Deployment()
     if not models or not hardware:
         raise CostsimError("report: give at least one --model and one --hardware")

@@ -82,18 +82,22 @@ def _progress(done: int, total: int, started: float) -> None:
 
 def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Deployment | None = None,
           batch: int | None = None, price: float | None = None, layout: Layout | None = None,
-          plan_auto: bool = False, max_devices: int = 72, engine: Any = None,
+          plan_auto: bool = False, max_devices: int = 72, engine: Any = "vllm",
           single_device: bool = False) -> SweepResult:
     """Every model x hardware pair evaluated over all `contexts` (one vectorised call per pair).
     With `layout`, every pair runs that parallel layout; with `plan_auto`, each context gets the
     cheapest layout up to `max_devices`. Otherwise one device per point, and where one device does not
     hold the model (at the largest batch), the cheapest layout that does, unless `single_device`. Series
     carry `devices` and `layout` per context; timed figures are NaN where nothing up to `max_devices`
-    runs. With `engine` (an EngineProfile), each system runs as that engine runs it: its pool, kernels,
-    CPU time."""
+    runs. Each system runs as `engine` (a profile, or a name: vllm by default) runs it: its pool, kernels,
+    CPU time; None or 'none': costsim's own kernel list and 10% reserve."""
+    from costsim.serving.engines import engine_or_none
+
+    engine = engine_or_none(engine)
     dep = dep or Deployment()
     fall_back = layout is None and not plan_auto and not single_device and batch is None
-    if engine is not None and layout is None and not plan_auto:
+    chosen_layout = layout is not None or plan_auto
+    if engine is not None and not chosen_layout:
         layout = Layout()  # an engine's rules live in the per-layout path
     started = time.perf_counter()
     if hardware == ["all"]:
@@ -102,7 +106,7 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     specs = [load_model(m) for m in models]
     profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
     if layout is not None or plan_auto:
-        if batch is not None:
+        if batch is not None and chosen_layout:
             raise CostsimError("--batch: with --layout or --plan auto the batch is the largest that fits; drop it")
         from costsim.engine.parallel import best_layout_grid, layout_grid
 
@@ -120,7 +124,7 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
                 if plan_auto:
                     values = best_layout_grid(spec, hw, dep, grid, max_devices, engine=engine)
                 else:
-                    values = layout_grid(spec, hw, dep, layout, grid, engine=engine)
+                    values = layout_grid(spec, hw, dep, layout, grid, engine=engine, batch=batch)
                     values["layout"] = np.full(grid.shape, layout.label(), dtype=object)
                     if fall_back:
                         values = _place_where_needed(values, spec, hw, dep, grid, max_devices, engine)
@@ -187,7 +191,7 @@ def _refused(model: str, hardware: str, grid: np.ndarray, reason: str) -> dict[s
 
 def compare(model: str, hardware: list[str], context: int, dep: Deployment | None = None,
             price: float | None = None, layout: Layout | None = None, plan_auto: bool = False,
-            max_devices: int = 72, engine: Any = None, single_device: bool = False) -> list[dict[str, Any]]:
+            max_devices: int = 72, engine: Any = "vllm", single_device: bool = False) -> list[dict[str, Any]]:
     """One row per device: fits, max batch, TTFT, TPOT, tokens/s and $/Mtok at one context (per
     accelerator, or per system of `layout` / of the cheapest layout with `plan_auto`; where one device does
     not hold the model, the cheapest layout that does, unless `single_device`)."""

@@ -221,7 +221,7 @@ def test_sweep_plan_auto_reaches_10m_tokens(tmp_path):
 def test_sweep_with_one_layout_matches_evaluate_layout(h100):
     from costsim.sweeps import sweep
 
-    result = sweep(["llama-3.1-70b"], ["h100-sxm"], np.array([8192.0, 131072.0]), layout=Layout(tp=8))
+    result = sweep(["llama-3.1-70b"], ["h100-sxm"], np.array([8192.0, 131072.0]), layout=Layout(tp=8), engine=None)
     s = result.series[0]
     for i, t in enumerate((8192, 131072)):
         one = evaluate_layout(costsim.load_model("llama-3.1-70b"), h100, Deployment(), Layout(tp=8), t)

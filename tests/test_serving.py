@@ -269,8 +269,8 @@ def test_an_eager_step_waits_on_the_host_issuing_every_kernel_and_library_call()
 
 
 def test_the_cli_times_under_vllm_unless_told_none(capsys):
-    """Every timing command defaults to --engine vllm; --engine none is costsim's own kernel list, which is
-    what the Python functions give without engine=."""
+    """Every timing command defaults to --engine vllm, as the Python functions do; --engine none is costsim's
+    own kernel list, engine=None in Python."""
     assert main(["estimate", "-m", "llama-3.1-8b", "-H", "h100-sxm", "-c", "8k", "--batch", "8", "-f", "json"]) == 0
     default = json.loads(capsys.readouterr().out)
     assert default["engine"] == "vllm"
@@ -281,7 +281,7 @@ def test_the_cli_times_under_vllm_unless_told_none(capsys):
     plain = json.loads(capsys.readouterr().out)
     assert "engine" not in plain
     assert plain["tpot_s"] == pytest.approx(costsim.estimate("llama-3.1-8b", "h100-sxm", context="8k",
-                                                             batch=8)["tpot_s"], rel=1e-12)
+                                                             batch=8, engine=None)["tpot_s"], rel=1e-12)
     assert plain["tpot_s"] < default["tpot_s"]  # the engine's CPU time and attention tables come on top
     for command in ("serve", "frontier"):
         assert main([command, "--engine", "none"]) == 2

@@ -315,7 +315,8 @@ class _Sharded:
              request_floor: bool = True) -> np.ndarray:
         """Prefill of `context` new tokens per sequence after `already_cached` ones (spread over cp), for
         `batch` sequences prefilled together (1: the time to first token of one request); with an engine and
-        `request_floor`, its per-request TTFT floor (HTTP, tokenisation) is added."""
+        `request_floor`, what a request sees: the prefill as one engine step (its CPU time, as serve's step
+        model charges it) plus the per-request TTFT floor (HTTP, tokenisation)."""
         lay, p, dep = self.layout, self.p, self.dep
         context = np.asarray(context, dtype=np.float64)
         n_local = context / lay.cp
@@ -339,8 +340,10 @@ class _Sharded:
         chunks = np.maximum(np.ceil(n_local / dep.prefill_chunk_tokens), 1.0)
         p2p = comm.point_to_point(self.hw, np.minimum(n_local, dep.prefill_chunk_tokens) * self.spec.hidden_size
                                   * p.act_bytes, span=lay.devices_per_replica) if lay.pp > 1 else 0.0
-        floor = self.engine.overheads.ttft_floor_s if self.engine is not None and request_floor else 0.0
-        return slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head + floor
+        gpu = slowest * (chunks + lay.pp - 1) / chunks + (lay.pp - 1) * p2p + head
+        if self.engine is None or not request_floor:
+            return gpu
+        return self.cpu_bound(gpu, np.full_like(gpu, float(batch))) + self.engine.overheads.ttft_floor_s
 
 
 def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, context: int,
@@ -392,22 +395,23 @@ def evaluate_layout(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layou
 
 
 def layout_grid(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, contexts: np.ndarray,
-                overlap: bool = True, engine: Any = None) -> dict[str, np.ndarray]:
-    """One layout over many contexts at the largest batch that fits (the sweep's view): arrays."""
+                overlap: bool = True, engine: Any = None, batch: int | None = None) -> dict[str, np.ndarray]:
+    """One layout over many contexts at the largest batch that fits (the sweep's view), or at `batch`
+    sequences where that many fit: arrays."""
     sh = _Sharded(spec, hw, dep, layout, overlap, engine=engine)
     t = np.asarray(contexts, dtype=np.float64)
     fit = sh.max_batch_at(t)
-    b = np.maximum(fit, 1.0)
+    b = np.maximum(fit, 1.0) if batch is None else np.full_like(t, float(batch))
     # only the contexts where it fits are timed (NaN elsewhere): a plan search over a hundred layouts at
     # contexts most of them cannot hold spends nothing on them
-    runs = fit >= 1
+    runs = fit >= (1 if batch is None else batch)
     tpot, ttft, read = (np.full_like(t, np.nan) for _ in range(3))
     if runs.any():
         tpot[runs] = sh.tpot(t[runs], b[runs])
         ttft[runs] = sh.ttft(t[runs])
         read[runs] = sh.cached_read_s(t[runs])
     devices = np.full_like(t, float(layout.devices))
-    return {"max_batch": fit, "batch": b, "fits_memory": fit >= 1, "tpot_s": tpot, "ttft_s": ttft,
+    return {"max_batch": fit, "batch": b, "fits_memory": runs, "tpot_s": tpot, "ttft_s": ttft,
             "decode_tokens_per_s": b / tpot * layout.dp, "prefill_tokens_per_s": t / ttft * layout.dp,
             "usd_per_mtok_output": sh.usd_s * tpot / b * 1e6, "usd_per_mtok_input": sh.usd_s * ttft / t * 1e6,
             "usd_per_mtok_cached_input": sh.usd_s * read * 1e6,

@@ -123,9 +123,13 @@ class _Layout(_OneDevice):
 
 def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Deployment | None = None,
              samples: int = 1, seed: int = 0, api: ApiPrice | None = None, layout: Layout | None = None,
-             engine=None) -> TaskCost:
-    """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica; with
-    `engine` (an EngineProfile), as that engine runs it: its pool, kernel list, CPU time, TTFT floor."""
+             engine: Any = "vllm") -> TaskCost:
+    """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica, as `engine`
+    (a profile or a name, vllm by default) runs it: its pool, kernel list, CPU time, TTFT floor; None or
+    'none': costsim's own kernel list and 10% reserve."""
+    from costsim.serving.engines import engine_or_none
+
+    engine = engine_or_none(engine)
     dep = dep or Deployment()
     if not 0 <= seed < 2**63:
         from costsim.errors import CostsimError
@@ -197,7 +201,8 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
         sub = scenario.subagents
         if sub is not None and index == sub.after_turn:
             # `count` sub-agents run in parallel: all their dollars, one's wall time, all their caches at once
-            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index, api, layout)
+            child = run_task(sub.as_scenario(scenario.name), spec, hw, dep, samples, seed + 1 + index, api, layout,
+                             engine)
             if api is not None:
                 api_usd += sub.count * child.api_usd
             for kind, value in child.usd_by_kind.items():

@@ -44,6 +44,23 @@ def load_engine(name_or_path: str | Path | EngineProfile | None = None) -> Engin
                                  noun="engines"))
 
 
+def engine_or_none(engine: str | Path | EngineProfile | None) -> EngineProfile | None:
+    """What a Python entry point's `engine=` names: a profile, a name or path (vllm, the default), or None /
+    'none' for costsim's own kernel list and 10% reserve (`--engine none`)."""
+    if engine is None or (isinstance(engine, str) and engine.strip().lower() == "none"):
+        return None
+    return load_engine(engine)
+
+
+def step_loop_engine(engine: str | Path | EngineProfile | None, command: str) -> EngineProfile:
+    """serve and frontier simulate an engine's step loop: None or 'none' has no loop to run."""
+    profile = engine_or_none(engine)
+    if profile is None:
+        raise CostsimError(f"--engine: {command} simulates a serving engine's step loop; name one (vllm, sglang, "
+                           "trtllm, pytorch-eager or a profile .toml), not none")
+    return profile
+
+
 def check_serves(engine: EngineProfile, spec: ModelSpec, hw: HardwareProfile) -> None:
     """One-line refusal where the engine does not run this model's mixers or this vendor's devices."""
     vendors = getattr(hw, "vendor", None)
