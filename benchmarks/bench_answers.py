@@ -19,7 +19,7 @@ import numpy as np
 
 import costsim
 from costsim.api import list_models
-from costsim.serving.engines import load_engine
+from costsim.inputs.engines import load_engine
 from costsim.sweeps import compare, sweep
 
 VLLM = load_engine("vllm")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import costsim
-from costsim.loader import preset_names
+from costsim.inputs.models import preset_names
 
 
 def cold_cli_seconds(name: str, repeats: int = 3) -> float:

@@ -11,7 +11,7 @@ import time
 
 import costsim
 from costsim.engine.parallel import enumerate_layouts, plan
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 from costsim.spec.deployment import Deployment
 
 CASES = [("llama-3.1-70b", "h100-sxm", 1_000_000, "bf16"), ("deepseek-v3", "h100-sxm", 131_072, "fp8"),

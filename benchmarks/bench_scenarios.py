@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 import costsim
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
+from costsim.inputs.scenarios import load_scenario
 from costsim.scenario.engine import run_task
-from costsim.scenario.loader import load_scenario
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import costsim
-from costsim.hardware import load_hardware
-from costsim.serving.engines import load_engine
+from costsim.inputs.engines import load_engine
+from costsim.inputs.hardware import load_hardware
 from costsim.serving.serve import serve
 from costsim.serving.workload import Workload
 from costsim.spec.deployment import Deployment

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import costsim
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 

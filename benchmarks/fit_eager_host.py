@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from costsim.engine.timing import decode_step_time, prefill_time
-from costsim.hardware import load_hardware
-from costsim.serving.engines import kernel_plan, load_engine
+from costsim.inputs.engines import load_engine
+from costsim.inputs.hardware import load_hardware
+from costsim.inputs.measurements import read_measurements
+from costsim.serving.engines import kernel_plan
 from costsim.spec.dtypes import Precision
-from costsim.spec.measurement import read_measurements
 from costsim.validate import model_for_record, predict_record
 
 ROOT = Path(__file__).resolve().parent.parent

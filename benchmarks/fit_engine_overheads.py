@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from costsim.serving.engines import load_engine
+from costsim.inputs.engines import load_engine
 from costsim.serving.published import fitted_on, predict, read_published
 
 ROOT = Path(__file__).resolve().parent.parent

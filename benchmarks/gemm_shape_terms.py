@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 SMS = 132  # H100 SXM and H200

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from costsim.spec.measurement import read_measurements
+from costsim.inputs.measurements import read_measurements
 from costsim.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent / "measurements"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from costsim import model_costs
+from costsim.inputs.models import load_model, presets
 from costsim.inspection import inspect_model
-from costsim.loader import load_model, presets
 from costsim.spec.model import ModelSpec
 
 
@@ -29,7 +29,7 @@ def list_models() -> list[dict[str, Any]]:
 
 def list_hardware() -> list[dict[str, Any]]:
     """The accelerator profiles: peaks, memory, bandwidth and price."""
-    from costsim.hardware import hardware_names, load_hardware
+    from costsim.inputs.hardware import hardware_names, load_hardware
 
     rows = []
     for name in hardware_names():
@@ -69,7 +69,8 @@ def check_max_devices(max_devices: int) -> None:
 def _engine_for(engine: Any, spec: ModelSpec, hw: Any) -> Any:
     """The engine profile, refused in one line where it does not serve this model or device; None or 'none':
     costsim's own kernel list (None returned)."""
-    from costsim.serving.engines import check_serves, engine_or_none
+    from costsim.inputs.engines import engine_or_none
+    from costsim.serving.engines import check_serves
 
     profile = engine_or_none(engine)
     if profile is not None:
@@ -90,7 +91,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     `reason` says how many devices it needs. `warnings` lists an unmet --tpot-ms and a context beyond the
     model's maximum."""
     from costsim.errors import CostsimError
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.serving.capacity import estimate as serve
     from costsim.serving.capacity import estimate_request
     from costsim.serving.placement import resolve
@@ -138,7 +139,7 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
     ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones; with
     `engine`, each layout's pool, kernels and CPU time are that engine's."""
     from costsim.engine.parallel import plan as run_plan
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.units import parse_tokens
 
@@ -162,7 +163,7 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
                     engine: Any = "vllm") -> dict[str, Any]:
     """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
     from costsim.engine.parallel import evaluate_layout
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
     from costsim.units import parse_tokens
@@ -185,7 +186,7 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
                  kv_cache: str = "bf16", state: str = "fp32", engine: Any = "vllm") -> dict[str, Any]:
     """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
     from costsim.engine.parallel import disaggregated
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
     from costsim.units import parse_tokens
@@ -238,8 +239,8 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
     import numpy as np
 
     from costsim.errors import CostsimError
-    from costsim.hardware import load_hardware
-    from costsim.serving.engines import step_loop_engine
+    from costsim.inputs.engines import step_loop_engine
+    from costsim.inputs.hardware import load_hardware
     from costsim.serving.serve import serve as run_serve
     from costsim.serving.workload import Workload
     from costsim.spec.deployment import Deployment
@@ -278,8 +279,8 @@ def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm
     """The throughput-interactivity frontier per hardware: the Pareto set of (tokens/s per user, output
     tokens/s per device) over layouts up to max_devices and concurrency levels, each with its $/Mtok."""
     from costsim.errors import CostsimError
-    from costsim.hardware import hardware_names, load_hardware
-    from costsim.serving.engines import step_loop_engine
+    from costsim.inputs.engines import step_loop_engine
+    from costsim.inputs.hardware import hardware_names, load_hardware
     from costsim.serving.frontier import frontier as run_frontier
     from costsim.serving.serve import speculation_for
     from costsim.spec.deployment import Deployment

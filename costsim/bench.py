@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from costsim.data import data_dir
 from costsim.errors import CostsimError
+from costsim.inputs.data import data_dir
 from costsim.output.atomic import write_atomic
 
 

@@ -251,7 +251,7 @@ def transfer(fitted: dict[str, float], implementations: dict[str, dict[str, floa
              records: list[dict]) -> dict[str, Any]:
     """Apply efficiencies fitted on one GPU to another GPU's profile (its own peaks and bandwidth)
     and report the error on that GPU's records: what a user of an unmeasured GPU relies on."""
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
 
     by_op: dict[str, list[float]] = {}
     profiles: dict[str, HardwareProfile] = {}

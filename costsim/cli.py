@@ -79,7 +79,7 @@ EngineOpt = Annotated[str | None, typer.Option("--engine", callback=_no_engine,
 
 def _engine(name: str | None):
     """The --engine profile (None: costsim's own kernel list and reserve)."""
-    from costsim.serving.engines import engine_or_none
+    from costsim.inputs.engines import engine_or_none
 
     return engine_or_none(name)
 
@@ -820,8 +820,8 @@ def validate(
     output: OutputOpt = None,
 ) -> None:
     """Predict every measured kernel with the timing model; error per record, per op, family, source."""
+    from costsim.inputs.measurements import read_measurements
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.spec.measurement import read_measurements
     from costsim.validate import validate as run_validate
 
     serve_files = [p for p in files if _is_serve_file(p)]
@@ -904,10 +904,10 @@ def calibrate(
 
     from costsim.calibrate import calibrate as run_calibrate
     from costsim.calibrate import write_profile
-    from costsim.data import data_dir
-    from costsim.hardware import load_hardware
+    from costsim.inputs.data import data_dir
+    from costsim.inputs.hardware import load_hardware
+    from costsim.inputs.measurements import read_measurements
     from costsim.output.formats import dumps_json, dumps_table
-    from costsim.spec.measurement import read_measurements
 
     hw = load_hardware(hardware)
     records = [r for path in files for r in read_measurements(path)
@@ -972,8 +972,8 @@ app.add_typer(scenario_app, name="scenario")
 @scenario_app.command("list")
 def scenario_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> None:
     """The shipped scenarios."""
+    from costsim.inputs.scenarios import load_scenario, scenario_names
     from costsim.output.formats import dumps_table
-    from costsim.scenario.loader import load_scenario, scenario_names
 
     rows = []
     for name in scenario_names():
@@ -1010,11 +1010,11 @@ def scenario_run(
     """Dollars, time and cache memory per task for every model x hardware pair; where one device does not
     hold the task, on the cheapest layout that does (--single-device: say so instead)."""
     from costsim.api import check_price
-    from costsim.hardware import load_hardware
-    from costsim.loader import load_model
+    from costsim.inputs.hardware import load_hardware
+    from costsim.inputs.models import load_model
+    from costsim.inputs.scenarios import load_api_price, load_scenario
     from costsim.output.formats import dumps_table
     from costsim.scenario.engine import run_task, summarize, summarize_api
-    from costsim.scenario.loader import load_api_price, load_scenario
     from costsim.scenario.placement import run_answered
     from costsim.sweeps import split_names
     from costsim.units import fmt_bytes

@@ -150,9 +150,9 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
                       price: float | None, engine: Any, max_devices: int) -> list[tuple[str, Any, str]]:
     """Every model x device pair: on one device where it holds the task, else on the cheapest layout that
     does; pairs that nothing holds, or an engine does not serve, are named in the caption, never dropped."""
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
+    from costsim.inputs.scenarios import load_scenario
     from costsim.scenario.engine import summarize
-    from costsim.scenario.loader import load_scenario
     from costsim.scenario.placement import run_answered
 
     sc = load_scenario(scenario)
@@ -184,8 +184,8 @@ def _validation(hardware: list[str]) -> tuple[Any, str]:
     """Median and p90 |error| per op class on each device's committed measurements."""
     import plotly.graph_objects as go
 
-    from costsim.data import data_dir
-    from costsim.spec.measurement import read_measurements
+    from costsim.inputs.data import data_dir
+    from costsim.inputs.measurements import read_measurements
     from costsim.validate import validate
 
     folder = data_dir("measurements")
@@ -224,9 +224,9 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
     costsim's own kernel list: the frontier chart is then vLLM's)."""
     import plotly.offline
 
-    from costsim.hardware import load_hardware
-    from costsim.loader import load_model
-    from costsim.serving.engines import engine_or_none
+    from costsim.inputs.engines import engine_or_none
+    from costsim.inputs.hardware import load_hardware
+    from costsim.inputs.models import load_model
     from costsim.sweeps import sweep
 
     engine = engine_or_none(engine)
@@ -251,8 +251,8 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
     ]
     if scenario is not None:
         figures += _scenario_section(scenario, specs, hardware, dep, samples, price, engine, max_devices)
+    from costsim.inputs.engines import load_engine
     from costsim.output.plots import frontier_figure
-    from costsim.serving.engines import load_engine
     from costsim.serving.frontier import frontier
 
     served_by = engine if engine is not None else load_engine(None)

@@ -15,8 +15,8 @@ import numpy as np
 
 from costsim.engine.stacked import StackedHardware
 from costsim.errors import CostsimError
-from costsim.hardware import hardware_names, load_hardware
-from costsim.loader import load_model
+from costsim.inputs.hardware import hardware_names, load_hardware
+from costsim.inputs.models import load_model
 from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
@@ -91,7 +91,7 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     carry `devices` and `layout` per context; timed figures are NaN where nothing up to `max_devices`
     runs. Each system runs as `engine` (a profile, or a name: vllm by default) runs it: its pool, kernels,
     CPU time; None or 'none': costsim's own kernel list and 10% reserve."""
-    from costsim.serving.engines import engine_or_none
+    from costsim.inputs.engines import engine_or_none
 
     engine = engine_or_none(engine)
     dep = dep or Deployment()

@@ -15,7 +15,7 @@ import numpy as np
 from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating, gemm_depth_factor
 from costsim.errors import CostsimError
 from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 from costsim.kernel_tiles import decode_query_rows, flash2_split_schedule
 from costsim.spec.dtypes import DTYPE_BYTES, Precision
 from costsim.spec.hardware import HardwareProfile
@@ -178,7 +178,7 @@ def _engine_step(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> 
     """A step timed through an engine profile (records that name a step_style, and mixed steps): the
     profile's kernel list, with the attention table of the kernel the harness ran; `engine` replaces the
     style's bundled profile (a fit trying values)."""
-    from costsim.serving.engines import load_engine
+    from costsim.inputs.engines import load_engine
     from costsim.serving.steps import StepModel
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import Layout
@@ -229,8 +229,8 @@ def _model_step(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> f
 
 def model_for_record(r: dict[str, Any]):
     """The model a model_step record names: a preset, or a model file relative to microbench/."""
-    from costsim.data import data_dir
-    from costsim.loader import load_model, preset_names
+    from costsim.inputs.data import data_dir
+    from costsim.inputs.models import load_model, preset_names
 
     name = str(r["model"])
     if name in preset_names():

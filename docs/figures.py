@@ -27,7 +27,7 @@ def _signed(x: float) -> str:
 
 @lru_cache(maxsize=1)
 def _validated() -> dict:
-    from costsim.spec.measurement import read_measurements
+    from costsim.inputs.measurements import read_measurements
     from costsim.validate import validate
 
     records = [r for p in sorted((ROOT / "measurements").glob("*.jsonl")) for r in read_measurements(p)]
@@ -83,7 +83,7 @@ def count_figures() -> dict[str, str]:
 def crossover_figures() -> dict[str, str]:
     """The README's crossover: Qwen3-Next against Qwen3-32B on 4 H100s under vLLM."""
     from costsim.crossover import crossover
-    from costsim.serving.engines import load_engine
+    from costsim.inputs.engines import load_engine
     from costsim.spec.layout import Layout
 
     out = {}

@@ -14,8 +14,8 @@ import pytest
 import costsim
 from costsim.api import list_models
 from costsim.cli import main
-from costsim.hardware import hardware_names
-from costsim.serving.engines import load_engine
+from costsim.inputs.engines import load_engine
+from costsim.inputs.hardware import hardware_names
 from costsim.sweeps import TIMED_METRICS, sweep
 
 CONTEXTS = np.array([1e3, 3.2e4, 1e6, 1e7])

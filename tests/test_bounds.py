@@ -14,7 +14,7 @@ import pytest
 
 from costsim.cli import main
 from costsim.errors import CostsimError
-from costsim.importers.config_fields import KEY_BOUNDS
+from costsim.inputs.importers.config_fields import KEY_BOUNDS
 from costsim.spec import bounds
 from costsim.spec.layout import Layout, parse_layout
 from costsim.units import parse_tokens

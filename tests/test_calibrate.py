@@ -9,8 +9,8 @@ import pytest
 
 from costsim.calibrate import calibrate
 from costsim.cli import main
-from costsim.hardware import load_hardware
-from costsim.spec.measurement import read_measurements
+from costsim.inputs.hardware import load_hardware
+from costsim.inputs.measurements import read_measurements
 
 ROOT = Path(__file__).parent.parent
 H100_FILES = [ROOT / "measurements" / f for f in ("h100-sxm.jsonl", "h100-sxm-torch.jsonl")]

@@ -12,7 +12,7 @@ import pytest
 import costsim
 from costsim.engine.timing import decode_step_time
 from costsim.families.elementwise import ffn_kernels, mixer_kernels
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 
 ROOT = Path(__file__).parent.parent
 

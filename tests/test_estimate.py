@@ -10,7 +10,7 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.engine.timing import decode_step_time, prefill_time
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 from costsim.serving.capacity import evaluate
 from costsim.spec.deployment import Deployment
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costsim.hardware import hardware_names, load_hardware
+from costsim.inputs.hardware import hardware_names, load_hardware
 
 REQUIRED = ["a100-80gb", "h100-sxm", "h100-pcie", "h200", "h20", "b200", "b300", "gb200", "gb300", "l40s", "l4",
             "rtx-4090", "rtx-5090", "rtx-pro-6000", "mi300x", "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e",

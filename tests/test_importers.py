@@ -11,7 +11,7 @@ import pytest
 
 import costsim
 from costsim.errors import CostsimError
-from costsim.importers.hf import BUILDERS, from_hf_config
+from costsim.inputs.importers.hf import BUILDERS, from_hf_config
 
 MODELS = Path(__file__).parent.parent / "models"
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from costsim.cli import main
-from costsim.loader import presets
+from costsim.inputs.models import presets
 
 CONTRACT_KEYS = {
     "model", "context_tokens", "batch", "params_total", "params_active", "weight_bytes",

@@ -11,7 +11,7 @@ from costsim.cli import main
 from costsim.engine import comm
 from costsim.engine.parallel import evaluate_layout, plan
 from costsim.errors import CostsimError
-from costsim.hardware import hardware_names, load_hardware
+from costsim.inputs.hardware import hardware_names, load_hardware
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
 

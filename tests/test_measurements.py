@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from costsim.errors import CostsimError
-from costsim.spec.measurement import SHAPE_FIELDS, read_measurements
+from costsim.inputs.measurements import read_measurements
+from costsim.spec.measurement import SHAPE_FIELDS
 
 FILES = sorted((Path(__file__).parent.parent / "measurements").glob("*.jsonl"))
 CORE_OPS = {"copy", "gemm", "attention_prefill", "attention_decode", "linear_prefill", "linear_decode"}
@@ -95,7 +96,7 @@ def test_flashmla_model_steps_ran_flashmla():
 def test_flashmla_records_use_their_own_table_not_our_kernels():
     """A FlashMLA decode record is priced with FlashMLA's fitted table: the table of our much slower
     mma.sync MLA kernel must not leak into it."""
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.validate import implementation_key, predict_record
 
     ours = next(r for r in read_measurements(Path(__file__).parent.parent / "measurements" / "h200.jsonl")

@@ -6,7 +6,7 @@ import pytest
 
 import costsim
 from costsim.errors import CostsimError
-from costsim.loader import load_model_file
+from costsim.inputs.models import load_model_file
 
 GDN = """
 [mixers.G]

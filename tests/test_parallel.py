@@ -13,7 +13,7 @@ from costsim.cli import main
 from costsim.engine import comm
 from costsim.engine.parallel import evaluate_layout, pipeline_stages, plan, shard_model, stage_weight_bytes
 from costsim.errors import CostsimError
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
 from costsim.serving.capacity import estimate
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout, parse_layout
@@ -241,7 +241,7 @@ def test_compare_plan_auto_and_flag_errors(capsys):
 
 def test_collective_records_are_predicted_by_the_comm_model(h100):
     """microbench/collectives.py records (op `collective`) go through costsim validate like kernels."""
-    from costsim.spec.measurement import _problem
+    from costsim.spec.measurement import record_problem as _problem
     from costsim.validate import predict_record, validate
 
     records = [{"op": "collective", "collective": c, "ranks": 8, "nodes": 1, "bytes": 2**30, "dtype": "bf16",

@@ -8,7 +8,7 @@ import pytest
 
 import costsim
 from costsim import inspection
-from costsim.loader import preset_names
+from costsim.inputs.models import preset_names
 from costsim.spec.dtypes import Precision
 
 BF16 = Precision(state="fp32")

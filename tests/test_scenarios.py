@@ -8,9 +8,9 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.errors import CostsimError
-from costsim.hardware import load_hardware
+from costsim.inputs.hardware import load_hardware
+from costsim.inputs.scenarios import load_scenario, scenario_names
 from costsim.scenario.engine import run_task, summarize
-from costsim.scenario.loader import load_scenario, scenario_names
 from costsim.spec.scenario import Scenario
 
 H100 = load_hardware("h100-sxm")

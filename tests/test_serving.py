@@ -11,9 +11,9 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.errors import CostsimError
-from costsim.hardware import hardware_names, load_hardware
-from costsim.loader import preset_names
-from costsim.serving.engines import engine_names, load_engine
+from costsim.inputs.engines import engine_names, load_engine
+from costsim.inputs.hardware import hardware_names, load_hardware
+from costsim.inputs.models import preset_names
 from costsim.serving.frontier import pareto
 from costsim.serving.steps import StepModel
 from costsim.serving.workload import Workload, _erlang_c, capacity, run

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from costsim.cli import main
-from costsim.spec.measurement import read_measurements
+from costsim.inputs.measurements import read_measurements
 from costsim.validate import predict_record, validate
 
 MEASUREMENTS = Path(__file__).parent.parent / "measurements"
@@ -155,7 +155,7 @@ def test_sliding_window_steps(result):
 def test_softmax_decode_tables_are_per_head_dim(result):
     """cuDNN's decode at head dim 256 runs another kernel, about 0.75 of the rate of its 128 one: on the
     one table for both, its records were 16-29% slow; each head dim now has its own fitted table."""
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
     from costsim.validate import implementation_key
 
     hw = load_hardware("h200")
@@ -177,7 +177,7 @@ def test_every_record_is_predicted_with_signed_error(result):
 
 
 def test_large_copy_is_bandwidth_over_efficiency():
-    from costsim.hardware import load_hardware
+    from costsim.inputs.hardware import load_hardware
 
     hw = load_hardware("h100-sxm")
     e = hw.efficiency

@@ -127,7 +127,7 @@ def run_task(scenario: Scenario, spec: ModelSpec, hw: HardwareProfile, dep: Depl
     """One task, turn by turn, on one accelerator or (with `layout`) on one multi-device replica, as `engine`
     (a profile or a name, vllm by default) runs it: its pool, kernel list, CPU time, TTFT floor; None or
     'none': costsim's own kernel list and 10% reserve."""
-    from costsim.serving.engines import engine_or_none
+    from costsim.inputs.engines import engine_or_none
 
     engine = engine_or_none(engine)
     dep = dep or Deployment()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from costsim.errors import CostsimError
-from costsim.files import json_lines
+from costsim.inputs.files import json_lines
 
 LOADS = ("concurrency", "request_rate", "offline")
 REQUIRED = ("model", "hardware", "devices", "layout", "weight_dtype", "kv_dtype", "engine", "isl", "osl",

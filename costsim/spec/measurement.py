@@ -8,11 +8,7 @@ allowed and kept. A header record (``"record": "header"``) describes the machine
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
-
-from costsim.errors import CostsimError
-from costsim.files import json_lines
 
 COMMON_FIELDS = ("op", "hardware", "gpu_name", "dtype", "time_s", "source")
 
@@ -40,7 +36,7 @@ KNOWN_SOURCES = ("microbench", "cublas", "torch", "torch-sdpa-flash", "torch-sdp
 LINEAR_VARIANTS = ("lightning", "gla", "gdn", "kda", "mamba2")
 
 
-def _problem(record: dict[str, Any]) -> str | None:
+def record_problem(record: dict[str, Any]) -> str | None:
     if record.get("record") == "header":
         return None if isinstance(record.get("gpu_name"), str) else "header without gpu_name"
     missing = [f for f in COMMON_FIELDS if f not in record]
@@ -68,15 +64,3 @@ def _problem(record: dict[str, Any]) -> str | None:
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             return f"{field} must be >= 0, got {value}"
     return None
-
-
-def read_measurements(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a JSON Lines file, header included; the first bad line stops with its number."""
-    path = Path(path)
-    records = []
-    for lineno, record in json_lines(path, "no such measurement file; pass a .jsonl written by the microbenchmark"):
-        problem = _problem(record)
-        if problem:
-            raise CostsimError(f"{path}:{lineno}: {problem}")
-        records.append(record)
-    return records

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from costsim.inputs.engines import load_engine
 from costsim.output.plots import compare_figure
-from costsim.serving.engines import load_engine
 from costsim.sweeps import compare
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from costsim.inputs.engines import load_engine
 from costsim.output.plots import sweep_figure
-from costsim.serving.engines import load_engine
 from costsim.spec.deployment import Deployment
 from costsim.sweeps import sweep
 

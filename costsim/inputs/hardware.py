@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from costsim.data import data_dir
 from costsim.errors import CostsimError
-from costsim.files import load_toml_model
+from costsim.inputs.data import data_dir
+from costsim.inputs.files import load_toml_model
+from costsim.inputs.pydantic_errors import one_line
 from costsim.spec.hardware import HardwareProfile
-from costsim.validation_errors import one_line
 
 
 def profile_paths() -> list[Path]:
@@ -45,7 +45,7 @@ def load_hardware(name_or_path: str | Path, **overrides: Any) -> HardwareProfile
             raise CostsimError(f"{text}: no such hardware profile file")
         profile = _parse(Path(text))
     else:
-        from costsim.names import not_found
+        from costsim.inputs.names import not_found
 
         raise CostsimError(not_found(f"hardware '{text}'", "not a profile", text, hardware_names(),
                                      "costsim hardware"))

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from costsim.errors import CostsimError
+from costsim.inputs.pydantic_errors import one_line
 from costsim.spec.bounds import MAX_HIDDEN, MAX_LAYERS, MAX_NORM_PARAMS, whole_number_problem
 from costsim.spec.model import FFN, Layer, Mixer, ModelSpec
-from costsim.validation_errors import one_line
 
 KEEP = "="
 _MIXER = TypeAdapter(Mixer)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from costsim.errors import CostsimError
-from costsim.importers.config_fields import ConfigReader
+from costsim.inputs.importers.config_fields import ConfigReader
 from costsim.spec.model import (
     ChunkedAttention,
     DenseAttention,

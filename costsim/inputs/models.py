@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from costsim.data import data_dir
 from costsim.errors import CostsimError
-from costsim.importers.hf import from_hf_config
-from costsim.importers.native import from_native, is_native
+from costsim.inputs.data import data_dir
+from costsim.inputs.importers.hf import from_hf_config
+from costsim.inputs.importers.native import from_native, is_native
+from costsim.inputs.pydantic_errors import one_line
 from costsim.spec.model import ModelSpec
-from costsim.validation_errors import one_line
 
 MODEL_SUFFIXES = (".json", ".toml")
 
@@ -131,7 +131,7 @@ def _from_repo(repo: str, text: str, names: list[str]) -> ModelSpec:
         return _load_preset(known[repo.lower()][1])
     if repo.rsplit("/", 1)[-1].lower() in names:  # any org's copy named like the preset
         return _load_preset(repo.rsplit("/", 1)[-1].lower())
-    from costsim.names import close_names, did_you_mean
+    from costsim.inputs.names import close_names, did_you_mean
 
     guess = did_you_mean(close_names(repo, [spelled for spelled, _ in known.values()]))
     fetch = (f"download https://huggingface.co/{repo}/resolve/main/config.json and pass its path "
@@ -164,7 +164,7 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
                            "(e.g. meta-llama/Llama-3.1-8B)")
     if "/" in text or os.sep in text or (os.altsep and os.altsep in text):
         return load_model_file(path)
-    from costsim.names import normalise, not_found
+    from costsim.inputs.names import normalise, not_found
 
     plain = normalise(text)  # the name part of a known repo (DeepSeek-R1), unless a preset is spelled so too
     repos = [] if plain in map(normalise, names) else [

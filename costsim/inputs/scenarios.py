@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from costsim.data import data_dir
 from costsim.errors import CostsimError
-from costsim.files import load_toml_model
+from costsim.inputs.data import data_dir
+from costsim.inputs.files import load_toml_model
 from costsim.spec.scenario import ApiPrice, Scenario
 
 
@@ -33,7 +33,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         if path.suffix == ".toml" or "/" in text or os.sep in text:
             raise CostsimError(f"{text}: no such scenario file; pass a shipped scenario name (see `costsim scenario "
                                "list`) or a scenario .toml")
-        from costsim.names import not_found
+        from costsim.inputs.names import not_found
 
         raise CostsimError(not_found(f"scenario '{text}'", "not a shipped scenario or a file", text, names,
                                      "costsim scenario list"))
@@ -53,7 +53,7 @@ def load_api_price(name_or_path: str) -> ApiPrice:
                                default_name=True)
     path = Path(text)
     if not path.is_file():
-        from costsim.names import not_found
+        from costsim.inputs.names import not_found
 
         raise CostsimError(not_found(f"--api-prices '{text}'", "not a shipped price sheet or a file", text, names,
                                      noun="shipped"))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from costsim.errors import CostsimError
-from costsim.validation_errors import one_line
+from costsim.inputs.pydantic_errors import one_line
 
 Model = TypeVar("Model", bound=BaseModel)
 

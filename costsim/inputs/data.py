@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # the costsim package (this file is in costsim/inputs/)
 
 
 def data_dir(kind: str) -> Path:
