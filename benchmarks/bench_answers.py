@@ -18,9 +18,9 @@ from collections.abc import Callable
 import numpy as np
 
 import costsim
+from costsim.analysis.sweeps import compare, sweep
 from costsim.api import list_models
 from costsim.inputs.engines import load_engine
-from costsim.sweeps import compare, sweep
 
 VLLM = load_engine("vllm")
 PRESETS = [m["name"] for m in list_models()]
@@ -54,7 +54,7 @@ CASES: list[tuple[str, Callable[[], object]]] = [
 
 
 def exhaustive() -> None:
-    from costsim.sweeps import TIMED_METRICS
+    from costsim.analysis.sweeps import TIMED_METRICS
 
     started = time.perf_counter()
     result = sweep(PRESETS, ["all"], np.array([1e3, 3.2e4, 1e6, 1e7]), engine=VLLM)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import costsim
-from costsim.sweeps import parse_context_range
+from costsim.analysis.sweeps import parse_context_range
 
 
 def median_time(fn, repeats: int) -> float:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 import costsim
+from costsim.analysis.task_costs import run_task
 from costsim.inputs.hardware import load_hardware
 from costsim.inputs.scenarios import load_scenario
-from costsim.scenario.engine import run_task
 
 
 def main() -> None:

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.evidence.validate import model_for_record, predict_record
 from costsim.inputs.engines import load_engine
 from costsim.inputs.hardware import load_hardware
 from costsim.inputs.measurements import read_measurements
 from costsim.serving.engines import kernel_plan
 from costsim.spec.dtypes import Precision
-from costsim.validate import model_for_record, predict_record
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_COST = ROOT / "measurements/h200-host-cost.jsonl"

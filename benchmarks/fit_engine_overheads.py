@@ -5,7 +5,7 @@
 
 Three numbers, per-step time not hidden by the GPU model (step_s), per running sequence per step
 (per_sequence_s) and the per-request TTFT floor (ttft_floor_s), minimise the median |log(predicted /
-measured)| over the records `costsim.serving.published.fitted_on` selects (TensorRT-LLM's table at fixed
+measured)| over the records `costsim.evidence.published.fitted_on` selects (TensorRT-LLM's table at fixed
 request rates: TTFT, ITL and throughput of Llama-3.1-8B/70B on H100 and H200). Every other published record
 is held out; `costsim validate measurements/published/serve.jsonl` reports both sets apart.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
+from costsim.evidence.published import fitted_on, predict, read_published
 from costsim.inputs.engines import load_engine
-from costsim.serving.published import fitted_on, predict, read_published
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = np.array([1e-3, 1e-5, 1e-2])  # parameters in ms, 10 us and 10 ms units keep the simplex well scaled

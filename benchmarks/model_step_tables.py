@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from costsim.evidence.validate import validate
 from costsim.inputs.measurements import read_measurements
-from costsim.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent / "measurements"
 SINGLE = {"h100-sxm": ["h100-sxm-model-step.jsonl"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from costsim import model_costs
+from costsim.analysis.inspection import inspect_model
+from costsim.families import model_costs
 from costsim.inputs.models import load_model, presets
-from costsim.inspection import inspect_model
 from costsim.spec.model import ModelSpec
 
 

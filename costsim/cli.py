@@ -103,8 +103,8 @@ def _precision(weights: Dtype, kv: Dtype, state: Dtype):
 
 
 def _check_metric_and_price(metric: str, price: float | None) -> None:
+    from costsim.analysis.sweeps import METRICS
     from costsim.api import check_price
-    from costsim.sweeps import METRICS
 
     if metric not in METRICS:
         raise CostsimError(f"--metric: '{metric}' is not one of {', '.join(METRICS)}")
@@ -381,10 +381,10 @@ def report(
 ) -> None:
     """One self-contained HTML report: anatomy, cache vs context, serving metrics per device, scenario
     cost, the throughput-interactivity frontier, and the measured error band of the timing model."""
+    from costsim.analysis.report import build_report, write_report
+    from costsim.analysis.sweeps import parse_context_range, split_names
     from costsim.api import check_price
     from costsim.errors import CostsimError
-    from costsim.report import build_report, write_report
-    from costsim.sweeps import parse_context_range, split_names
 
     check_price(price)
     if not 1 <= samples <= 100_000:
@@ -418,10 +418,10 @@ def crossover(
 ) -> None:
     """The context length(s) where model B becomes cheaper or faster than model A on one accelerator
     (or one layout, or the cheapest layout per point with --plan auto)."""
-    from costsim.crossover import crossover as run
+    from costsim.analysis.crossover import crossover as run
+    from costsim.analysis.sweeps import parse_context_range, split_names
     from costsim.errors import CostsimError
     from costsim.output.formats import dumps_table
-    from costsim.sweeps import parse_context_range, split_names
 
     names = [n for m in model for n in split_names(m, "--model")]
     if len(names) != 2:
@@ -435,7 +435,7 @@ def crossover(
             _deployment(weight_dtype, kv_dtype, state_dtype), chosen_layout, plan_auto, price,
             engine=_engine(engine))
     if plot:
-        from costsim.crossover import crossover_figure
+        from costsim.analysis.crossover import crossover_figure
         from costsim.output.plots import write_html
 
         write_html(crossover_figure(r), plot)
@@ -526,9 +526,9 @@ def sweep(
 ) -> None:
     """One metric vs context length for every model x hardware pair, in one vectorised call; where one
     device does not hold a point, the cheapest layout that does (--single-device: one device only)."""
+    from costsim.analysis.sweeps import parse_context_range, split_names
+    from costsim.analysis.sweeps import sweep as run_sweep
     from costsim.output.formats import dumps_csv, dumps_json
-    from costsim.sweeps import parse_context_range, split_names
-    from costsim.sweeps import sweep as run_sweep
     from costsim.units import parse_tokens
 
     _check_metric_and_price(metric, price)
@@ -753,9 +753,9 @@ def compare(
     output: OutputOpt = None,
 ) -> None:
     """One row per accelerator: fits, max batch, TTFT, TPOT, tokens/s, $/Mtok in and out."""
+    from costsim.analysis.sweeps import compare as run_compare
+    from costsim.analysis.sweeps import split_names
     from costsim.output.formats import dumps_csv, dumps_json
-    from costsim.sweeps import compare as run_compare
-    from costsim.sweeps import split_names
     from costsim.units import parse_tokens
 
     _check_metric_and_price(metric, price)
@@ -820,9 +820,9 @@ def validate(
     output: OutputOpt = None,
 ) -> None:
     """Predict every measured kernel with the timing model; error per record, per op, family, source."""
+    from costsim.evidence.validate import validate as run_validate
     from costsim.inputs.measurements import read_measurements
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.validate import validate as run_validate
 
     serve_files = [p for p in files if _is_serve_file(p)]
     if serve_files:
@@ -867,8 +867,8 @@ def _is_serve_file(path: str) -> bool:
 
 def _validate_published(files: list[str], fmt: Format, output: str | None) -> None:
     """Published serving measurements predicted by costsim serve, fit and held-out sets apart."""
+    from costsim.evidence.published import check, read_published
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
-    from costsim.serving.published import check, read_published
 
     result = check([r for path in files for r in read_published(path)])
     if fmt is Format.json:
@@ -902,8 +902,8 @@ def calibrate(
     """Fit the profile's efficiency parameters to measurements; report fitted and held-out error."""
     from pathlib import Path
 
-    from costsim.calibrate import calibrate as run_calibrate
-    from costsim.calibrate import write_profile
+    from costsim.evidence.calibrate import calibrate as run_calibrate
+    from costsim.evidence.calibrate import write_profile
     from costsim.inputs.data import data_dir
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.measurements import read_measurements
@@ -919,7 +919,7 @@ def calibrate(
         write_profile(target, result["efficiency"], [Path(f).name for f in files], result["implementations"])
     shown = {k: v for k, v in result.items() if k != "profile"}
     if predict:
-        from costsim.calibrate import transfer
+        from costsim.evidence.calibrate import transfer
 
         shown["transfer"] = transfer(result["efficiency"], result["implementations"],
                                      [r for p in predict for r in read_measurements(p)])
@@ -1009,14 +1009,14 @@ def scenario_run(
 ) -> None:
     """Dollars, time and cache memory per task for every model x hardware pair; where one device does not
     hold the task, on the cheapest layout that does (--single-device: say so instead)."""
+    from costsim.analysis.sweeps import split_names
+    from costsim.analysis.task_costs import run_task, summarize, summarize_api
+    from costsim.analysis.task_placement import run_answered
     from costsim.api import check_price
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.models import load_model
     from costsim.inputs.scenarios import load_api_price, load_scenario
     from costsim.output.formats import dumps_table
-    from costsim.scenario.engine import run_task, summarize, summarize_api
-    from costsim.scenario.placement import run_answered
-    from costsim.sweeps import split_names
     from costsim.units import fmt_bytes
 
     check_price(price)
@@ -1101,7 +1101,7 @@ def bench_run(
     """Build and run the microbenchmark (needs nvcc and an NVIDIA GPU); write measurement records."""
     from pathlib import Path
 
-    from costsim.bench import run_bench
+    from costsim.evidence.bench import run_bench
 
     for path in run_bench(Path(out), quick=quick, torch_kernels=not no_torch, torch_deadline_s=torch_deadline):
         _emit(f"wrote {path}")
@@ -1117,7 +1117,7 @@ def bench_model_step(
     graphs; compare with `costsim validate FILE`. Needs PyTorch with CUDA (and fla for the hybrid)."""
     from pathlib import Path
 
-    from costsim.bench import run_model_steps
+    from costsim.evidence.bench import run_model_steps
 
     _emit(f"wrote {run_model_steps(Path(out), quick=quick, deadline_s=deadline)}")
 

@@ -27,8 +27,8 @@ def _signed(x: float) -> str:
 
 @lru_cache(maxsize=1)
 def _validated() -> dict:
+    from costsim.evidence.validate import validate
     from costsim.inputs.measurements import read_measurements
-    from costsim.validate import validate
 
     records = [r for p in sorted((ROOT / "measurements").glob("*.jsonl")) for r in read_measurements(p)]
     return validate(records)
@@ -47,7 +47,7 @@ def kernel_figures() -> dict[str, str]:
 
 def published_figures() -> dict[str, str]:
     """Held-out error of `serve` on the published production measurements."""
-    from costsim.serving.published import check, read_published
+    from costsim.evidence.published import check, read_published
 
     path = ROOT / "measurements/published/serve.jsonl"
     result = check(read_published(path))
@@ -82,7 +82,7 @@ def count_figures() -> dict[str, str]:
 
 def crossover_figures() -> dict[str, str]:
     """The README's crossover: Qwen3-Next against Qwen3-32B on 4 H100s under vLLM."""
-    from costsim.crossover import crossover
+    from costsim.analysis.crossover import crossover
     from costsim.inputs.engines import load_engine
     from costsim.spec.layout import Layout
 

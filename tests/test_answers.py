@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import costsim
+from costsim.analysis.sweeps import TIMED_METRICS, sweep
 from costsim.api import list_models
 from costsim.cli import main
 from costsim.inputs.engines import load_engine
 from costsim.inputs.hardware import hardware_names
-from costsim.sweeps import TIMED_METRICS, sweep
 
 CONTEXTS = np.array([1e3, 3.2e4, 1e6, 1e7])
 PRESETS = [m["name"] for m in list_models()]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from costsim.calibrate import calibrate
 from costsim.cli import main
+from costsim.evidence.calibrate import calibrate
 from costsim.inputs.hardware import load_hardware
 from costsim.inputs.measurements import read_measurements
 
@@ -124,7 +124,7 @@ def test_every_regime_is_fitted_and_held_out():
     shape of the group) held out batches 4 and 64 at every context, so the unsplit kernel's compute ceiling
     was never fitted. Per regime, each one seen at two shapes or more is in both sets, and one seen at a
     single shape (16 splits: batch 1, 2k context) is fitted."""
-    from costsim.calibrate import _size, hold_out_split, regime
+    from costsim.evidence.calibrate import _size, hold_out_split, regime
 
     hw = load_hardware("h100-sxm")
     records = [_flash2_decode(b, c, h) for h in (32, 64) for b in (1, 4, 16, 64) for c in (1024, 2048, 8192, 65536)]
@@ -150,7 +150,7 @@ def test_every_regime_is_fitted_and_held_out():
 
 
 def _tables(files: list[Path]) -> dict[str, list[dict]]:
-    from costsim.validate import implementation_key
+    from costsim.evidence.validate import implementation_key
 
     tables: dict[str, list[dict]] = {}
     for r in (r for f in files for r in read_measurements(f)):
@@ -165,7 +165,7 @@ def test_hold_out_split_partitions_the_records(name, files):
     in; where there is one regime (every op but FlashAttention-2 decode) the split is the old rule."""
     import random
 
-    from costsim.calibrate import _size, hold_out_split, regime
+    from costsim.evidence.calibrate import _size, hold_out_split, regime
 
     hw = load_hardware(name)
     for key, records in _tables(files).items():

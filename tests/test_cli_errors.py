@@ -130,7 +130,7 @@ def test_console_script_exit_code(tmp_path):
 
 
 def test_bench_without_gpu_is_one_line(capsys, monkeypatch):
-    import costsim.bench as bench
+    import costsim.evidence.bench as bench
 
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
     assert_one_line_error(*run(capsys, "bench", "run", "--quick"), "nvcc")
@@ -139,7 +139,7 @@ def test_bench_without_gpu_is_one_line(capsys, monkeypatch):
 
 
 def test_bench_model_step_without_gpu_is_one_line(capsys, monkeypatch):
-    import costsim.bench as bench
+    import costsim.evidence.bench as bench
 
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
     assert_one_line_error(*run(capsys, "bench", "model-step", "--quick"), "no NVIDIA GPU")

@@ -92,7 +92,7 @@ def test_model_step_shapes_match_the_costsim_models():
         from model_shapes import MODELS
     finally:
         sys.path.pop(0)
-    from costsim.validate import model_for_record
+    from costsim.evidence.validate import model_for_record
 
     for name, m in MODELS.items():
         spec = model_for_record({"model": m["model"]})
@@ -132,7 +132,7 @@ def test_model_step_shapes_match_the_costsim_models():
 def test_bench_stamps_the_invocation_into_each_header(tmp_path):
     import json
 
-    from costsim.bench import _stamp_header
+    from costsim.evidence.bench import _stamp_header
 
     f = tmp_path / "x.jsonl"
     f.write_text(json.dumps({"record": "header", "gpu_name": "G"}) + "\n" + json.dumps({"op": "copy"}) + "\n")

@@ -9,9 +9,9 @@ import pytest
 from costsim.engine.timing import MLA_DECODE_IMPLEMENTATION, decode_step_time
 from costsim.errors import CostsimError
 from costsim.families import mla
+from costsim.families.kernel_tiles import decode_query_rows, flash2_num_splits, flash2_split_schedule
 from costsim.inputs.hardware import load_hardware
 from costsim.inputs.models import load_model
-from costsim.kernel_tiles import decode_query_rows, flash2_num_splits, flash2_split_schedule
 
 
 def _mixer(model: str):
@@ -87,8 +87,8 @@ def test_flash2_small_batch_decode_is_no_longer_a_line_in_the_bytes():
     predicted within 15% from 2k to 128k context, where the bytes alone were up to 47% short."""
     from pathlib import Path
 
+    from costsim.evidence.validate import predict_record
     from costsim.inputs.measurements import read_measurements
-    from costsim.validate import predict_record
 
     hw = load_hardware("h200")
     path = Path(__file__).parent.parent / "measurements" / "h200-torch-head-dim.jsonl"

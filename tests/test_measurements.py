@@ -96,8 +96,8 @@ def test_flashmla_model_steps_ran_flashmla():
 def test_flashmla_records_use_their_own_table_not_our_kernels():
     """A FlashMLA decode record is priced with FlashMLA's fitted table: the table of our much slower
     mma.sync MLA kernel must not leak into it."""
+    from costsim.evidence.validate import implementation_key, predict_record
     from costsim.inputs.hardware import load_hardware
-    from costsim.validate import implementation_key, predict_record
 
     ours = next(r for r in read_measurements(Path(__file__).parent.parent / "measurements" / "h200.jsonl")
                 if r.get("kv_lora_rank") and r["batch"] == 64 and r["context"] == 8192)

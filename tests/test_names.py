@@ -12,12 +12,12 @@ import pytest
 
 from costsim.cli import main
 from costsim.errors import CostsimError
+from costsim.families.model_costs import param_counts
 from costsim.inputs.engines import load_engine
 from costsim.inputs.hardware import hardware_names, load_hardware
 from costsim.inputs.models import ALIASES_FILE, hf_repos, load_model, preset_names
 from costsim.inputs.names import close_names, did_you_mean, normalise, not_found
 from costsim.inputs.scenarios import load_scenario, scenario_names
-from costsim.model_costs import param_counts
 
 MODELS = Path(__file__).parent.parent / "models"
 

@@ -219,7 +219,7 @@ def test_sweep_plan_auto_reaches_10m_tokens(tmp_path):
 
 
 def test_sweep_with_one_layout_matches_evaluate_layout(h100):
-    from costsim.sweeps import sweep
+    from costsim.analysis.sweeps import sweep
 
     result = sweep(["llama-3.1-70b"], ["h100-sxm"], np.array([8192.0, 131072.0]), layout=Layout(tp=8), engine=None)
     s = result.series[0]
@@ -241,8 +241,8 @@ def test_compare_plan_auto_and_flag_errors(capsys):
 
 def test_collective_records_are_predicted_by_the_comm_model(h100):
     """microbench/collectives.py records (op `collective`) go through costsim validate like kernels."""
+    from costsim.evidence.validate import predict_record, validate
     from costsim.spec.measurement import record_problem as _problem
-    from costsim.validate import predict_record, validate
 
     records = [{"op": "collective", "collective": c, "ranks": 8, "nodes": 1, "bytes": 2**30, "dtype": "bf16",
                 "hardware": "h100-sxm", "gpu_name": "NVIDIA H100 80GB HBM3", "source": "nccl", "time_s": 5e-3}

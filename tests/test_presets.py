@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import costsim
-from costsim import inspection
+from costsim.analysis import inspection
 from costsim.inputs.models import preset_names
 from costsim.spec.dtypes import Precision
 

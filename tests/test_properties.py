@@ -7,8 +7,8 @@ from conftest import HIDDEN, MIXERS, RECURRENT, SOFTMAX
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costsim import model_costs as mc
 from costsim.families import ffn, mla, module_for
+from costsim.families import model_costs as mc
 from costsim.families.cost import full_pairs_before
 from costsim.spec.dtypes import Precision
 from costsim.spec.model import DenseFFN, Layer, ModelSpec, MoEFFN

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from costsim.errors import CostsimError
+from costsim.evidence.published import check, fitted_on, read_published
 from costsim.inputs.data import data_dir
-from costsim.serving.published import check, fitted_on, read_published
 
 PATH = data_dir("measurements") / "published" / "serve.jsonl"
 
@@ -64,9 +64,9 @@ def test_a_bad_published_record_is_one_line(tmp_path):
 
 
 def test_engine_style_steps_within_ten_percent_through_the_vllm_profile():
+    from costsim.evidence.validate import predict_record
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.measurements import read_measurements
-    from costsim.validate import predict_record
 
     hw = load_hardware("h200")
     records = [r for r in read_measurements(data_dir("measurements") / "h200-model-step-engine.jsonl")
@@ -90,8 +90,8 @@ def test_eager_steps_through_the_pytorch_eager_profile():
     (benchmarks/fit_eager_host.py); the Qwen3-Next-like hybrid's are held out. The host is the least
     repeatable part: the same point differs by 1.25x (median max/min) between the runs, so the held-out
     bound is loose while its prefills, which the GPU's time sets, are held tight."""
+    from costsim.evidence.validate import predict_record
     from costsim.inputs.hardware import load_hardware
-    from costsim.validate import predict_record
 
     hw = load_hardware("h200")
     records = _eager_records()
@@ -111,11 +111,11 @@ def test_eager_elementwise_rate_matches_the_profiler_on_the_held_out_hybrid():
     Llama prefills came out 48% under; the rate was fitted on them; the hybrid's, held out, must agree
     within 25% (its GDN path adds ATen's generic depthwise convolution, which runs far slower still)."""
     from costsim.engine.timing import prefill_time
+    from costsim.evidence.validate import model_for_record
     from costsim.inputs.engines import load_engine
     from costsim.inputs.hardware import load_hardware
     from costsim.serving.engines import kernel_plan
     from costsim.spec.dtypes import Precision
-    from costsim.validate import model_for_record
 
     hw, plan = load_hardware("h200"), kernel_plan(load_engine("pytorch-eager"))
     full = kernel_plan(load_engine("pytorch-eager").model_copy(update={"kernels": load_engine(

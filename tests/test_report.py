@@ -11,11 +11,11 @@ import subprocess
 import numpy as np
 import pytest
 
+from costsim.analysis.crossover import crossover
+from costsim.analysis.report import build_report
+from costsim.analysis.sweeps import sweep
 from costsim.cli import main
-from costsim.crossover import crossover
-from costsim.report import build_report
 from costsim.spec.layout import Layout
-from costsim.sweeps import sweep
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import costsim
+from costsim.analysis.task_costs import run_task, summarize
 from costsim.cli import main
 from costsim.errors import CostsimError
 from costsim.inputs.hardware import load_hardware
 from costsim.inputs.scenarios import load_scenario, scenario_names
-from costsim.scenario.engine import run_task, summarize
 from costsim.spec.scenario import Scenario
 
 H100 = load_hardware("h100-sxm")

@@ -214,7 +214,7 @@ def test_plan_sweep_and_compare_take_an_engine():
                               engine="trtllm")
     one = next(r for r in plan["feasible"] + plan["rejected"] if r["devices"] == 1 and r["label"] == "single")
     assert one["max_batch"] == single["max_batch"]  # the layout path and estimate apply the same pool
-    from costsim.sweeps import compare
+    from costsim.analysis.sweeps import compare
 
     rows = compare("llama-3.1-8b", ["h100-sxm", "mi300x"], 8000, engine=load_engine("trtllm"))
     amd = next(r for r in rows if r["hardware"] == "mi300x")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import costsim
+from costsim.analysis.sweeps import compare, parse_context_range, sweep
 from costsim.cli import main
 from costsim.errors import CostsimError
-from costsim.sweeps import compare, parse_context_range, sweep
 
 
 def test_context_range_is_log_spaced_whole_tokens():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from costsim.cli import main
+from costsim.evidence.validate import predict_record, validate
 from costsim.inputs.measurements import read_measurements
-from costsim.validate import predict_record, validate
 
 MEASUREMENTS = Path(__file__).parent.parent / "measurements"
 
@@ -73,7 +73,7 @@ def test_flashmla_is_weak_only_at_small_batch(result):
 def test_flash_decode_split_switch_is_where_the_rule_puts_it():
     """The measured step in time (H200, 16 query / 2 KV heads, 8k context: 221 us at batch 105, 411 us
     at 106) sits exactly where FlashAttention-2's heuristic stops splitting: 2 x 106 = 212 >= 211.2."""
-    from costsim.kernel_tiles import decode_query_rows, flash2_decode_splits_kv
+    from costsim.families.kernel_tiles import decode_query_rows, flash2_decode_splits_kv
 
     records = {(r["batch"], r["context"], r["heads"]): r["time_s"]
                for r in read_measurements(MEASUREMENTS / "h200-torch-fa2-split.jsonl")
@@ -155,8 +155,8 @@ def test_sliding_window_steps(result):
 def test_softmax_decode_tables_are_per_head_dim(result):
     """cuDNN's decode at head dim 256 runs another kernel, about 0.75 of the rate of its 128 one: on the
     one table for both, its records were 16-29% slow; each head dim now has its own fitted table."""
+    from costsim.evidence.validate import implementation_key
     from costsim.inputs.hardware import load_hardware
-    from costsim.validate import implementation_key
 
     hw = load_hardware("h200")
     d256 = [r for r in result["records"] if r["source"] == "torch-sdpa-cudnn" and r["op"] == "attention_decode"

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from costsim import model_costs as mc
 from costsim.engine import comm
 from costsim.engine.timing import KernelPlan, decode_step_time, prefill_time
 from costsim.errors import CostsimError
+from costsim.families import model_costs as mc
 from costsim.families.cost import ArrayLike
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile

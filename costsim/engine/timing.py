@@ -19,7 +19,7 @@ from costsim.families import elementwise, module_for, projection_matrices
 from costsim.families import ffn as ffn_family
 from costsim.families import mla as mla_family
 from costsim.families.cost import ArrayLike, Cost, as_array, gemm_cost
-from costsim.kernel_tiles import FLASHMLA_TILE_ROWS
+from costsim.families.kernel_tiles import FLASHMLA_TILE_ROWS
 from costsim.spec.dtypes import Precision
 from costsim.spec.hardware import Efficiency, HardwareProfile
 from costsim.spec.model import RECURRENT_FAMILIES, MLAttention, ModelSpec
@@ -348,6 +348,6 @@ def prefill_time(spec: ModelSpec, hw: HardwareProfile, prompt: ArrayLike, cached
 
 
 def _weight_read_time(spec: ModelSpec, hw: HardwareProfile, p: Precision) -> float:
-    from costsim.model_costs import param_counts
+    from costsim.families.model_costs import param_counts
 
     return param_counts(spec).total * p.weight_bytes / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)

@@ -33,7 +33,7 @@ from costsim.families.cost import (
     keys_at,
     window_pairs_before,
 )
-from costsim.kernel_tiles import padded_rows
+from costsim.families.kernel_tiles import padded_rows
 from costsim.spec.dtypes import Precision
 from costsim.spec.model import DSAttention, MLAttention
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from costsim import model_costs as mc
 from costsim.engine.timing import decode_step_time, prefill_time
+from costsim.families import model_costs as mc
 from costsim.families.cost import ArrayLike, as_array
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile

@@ -66,7 +66,7 @@ def _search(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int,
 
 def _smaller_dtype_hint(spec: ModelSpec, dep: Deployment, context: int) -> str:
     """fp8 for whichever of the weights and one sequence's cache is larger, if it is not already 8-bit or less."""
-    from costsim import model_costs as mc
+    from costsim.families import model_costs as mc
 
     weights = mc.param_counts(spec).total * dep.precision.weight_bytes
     cache = float(mc.cache_bytes(spec, float(context), dep.precision))

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from costsim.analysis.sweeps import compare
 from costsim.inputs.engines import load_engine
 from costsim.output.plots import compare_figure
-from costsim.sweeps import compare
 
 
 def main(out_dir: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from costsim.crossover import crossover, crossover_figure
+from costsim.analysis.crossover import crossover, crossover_figure
 from costsim.spec.layout import Layout
 
 

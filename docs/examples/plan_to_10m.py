@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from costsim.analysis.sweeps import sweep
 from costsim.inputs.engines import load_engine
 from costsim.output.plots import sweep_figure
 from costsim.spec.deployment import Deployment
-from costsim.sweeps import sweep
 
 
 def main(out_dir: Path) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from costsim.report import build_report, write_report
+from costsim.analysis.report import build_report, write_report
 
 
 def main(out_dir: Path) -> list[Path]:

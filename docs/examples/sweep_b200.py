@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from costsim.analysis.sweeps import sweep
 from costsim.inputs.engines import load_engine
 from costsim.output.plots import sweep_figure
 from costsim.spec.deployment import Deployment
-from costsim.sweeps import sweep
 
 MODELS = ["llama-3.1-8b", "qwen3-next-80b-a3b", "gemma-3-27b", "mamba2-2.7b", "deepseek-v3.2-exp",
           "kimi-linear-48b-a3b"]

@@ -15,8 +15,8 @@ import numpy as np
 from costsim.engine.timing import _gemm_eff, _kernel_time, _saturating, gemm_depth_factor
 from costsim.errors import CostsimError
 from costsim.families.cost import SOFTMAX_FLOPS_PER_SCORE, Cost, full_pairs_before, window_pairs_before
+from costsim.families.kernel_tiles import decode_query_rows, flash2_split_schedule
 from costsim.inputs.hardware import load_hardware
-from costsim.kernel_tiles import decode_query_rows, flash2_split_schedule
 from costsim.spec.dtypes import DTYPE_BYTES, Precision
 from costsim.spec.hardware import HardwareProfile
 

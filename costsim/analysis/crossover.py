@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from costsim.analysis.sweeps import METRICS, sweep
 from costsim.errors import CostsimError
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
-from costsim.sweeps import METRICS, sweep
 
 HIGHER_IS_BETTER = {"decode_tokens_per_s", "prefill_tokens_per_s", "max_batch"}
 

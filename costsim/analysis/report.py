@@ -38,7 +38,7 @@ def _anatomy(specs: list) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from costsim.model_costs import param_counts
+    from costsim.families.model_costs import param_counts
 
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
                         subplot_titles=("layer pattern (one cell per layer)", "parameters by part (billions)"))
@@ -72,7 +72,7 @@ def _anatomy(specs: list) -> Any:
 def _cache(specs: list, contexts: np.ndarray, dep: Deployment) -> Any:
     import plotly.graph_objects as go
 
-    from costsim.model_costs import cache_bytes
+    from costsim.families.model_costs import cache_bytes
 
     fig = go.Figure()
     for i, s in enumerate(specs):
@@ -150,10 +150,10 @@ def _scenario_section(scenario: str, specs: list, hardware: list[str], dep: Depl
                       price: float | None, engine: Any, max_devices: int) -> list[tuple[str, Any, str]]:
     """Every model x device pair: on one device where it holds the task, else on the cheapest layout that
     does; pairs that nothing holds, or an engine does not serve, are named in the caption, never dropped."""
+    from costsim.analysis.task_costs import summarize
+    from costsim.analysis.task_placement import run_answered
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.scenarios import load_scenario
-    from costsim.scenario.engine import summarize
-    from costsim.scenario.placement import run_answered
 
     sc = load_scenario(scenario)
     rows, missing, placed = [], [], []
@@ -184,9 +184,9 @@ def _validation(hardware: list[str]) -> tuple[Any, str]:
     """Median and p90 |error| per op class on each device's committed measurements."""
     import plotly.graph_objects as go
 
+    from costsim.evidence.validate import validate
     from costsim.inputs.data import data_dir
     from costsim.inputs.measurements import read_measurements
-    from costsim.validate import validate
 
     folder = data_dir("measurements")
     fig = go.Figure()
@@ -224,10 +224,10 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
     costsim's own kernel list: the frontier chart is then vLLM's)."""
     import plotly.offline
 
+    from costsim.analysis.sweeps import sweep
     from costsim.inputs.engines import engine_or_none
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.models import load_model
-    from costsim.sweeps import sweep
 
     engine = engine_or_none(engine)
     dep = dep or Deployment()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from costsim import model_costs as mc
+from costsim.families import model_costs as mc
 from costsim.spec.dtypes import Precision
 from costsim.spec.model import ModelSpec
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from costsim.analysis.task_costs import TaskCost, run_task, summarize
 from costsim.engine.parallel import _Sharded, enumerate_layouts
 from costsim.errors import CostsimError
-from costsim.scenario.engine import TaskCost, run_task, summarize
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.layout import Layout

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from costsim import model_costs as mc
+from costsim.analysis.inspection import growing_cache_bytes_per_token
 from costsim.engine.timing import decode_step_time, prefill_time
-from costsim.inspection import growing_cache_bytes_per_token
+from costsim.families import model_costs as mc
 from costsim.serving.capacity import SECONDS_PER_HOUR, max_batch, usable_cache_bytes, usd_per_mtok
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile

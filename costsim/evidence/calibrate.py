@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from costsim.errors import CostsimError
+from costsim.evidence.validate import flash2_schedule, implementation_key, predict_record
 from costsim.spec.hardware import HardwareProfile
-from costsim.validate import flash2_schedule, implementation_key, predict_record
 
 SIZE_KEYS = ("bytes", "m", "seq_len", "context", "batch")
 

@@ -1,1 +1,0 @@
-"""Agent scenarios: load scenario files and cost them turn by turn (see docs/scenarios.md)."""
