@@ -10,8 +10,8 @@ import sys
 import time
 
 import costsim
-from costsim.engine.parallel import enumerate_layouts, plan
 from costsim.inputs.hardware import load_hardware
+from costsim.serving.plan import enumerate_layouts, plan
 from costsim.spec.deployment import Deployment
 
 CASES = [("llama-3.1-70b", "h100-sxm", 1_000_000, "bf16"), ("deepseek-v3", "h100-sxm", 131_072, "fp8"),

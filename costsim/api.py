@@ -138,8 +138,8 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
     """The `costsim plan` result: every parallel layout up to max_devices, the cheapest per output Mtok
     ("chosen"), the fastest and the smallest that fit and meet the targets, and the rejected ones; with
     `engine`, each layout's pool, kernels and CPU time are that engine's."""
-    from costsim.engine.parallel import plan as run_plan
     from costsim.inputs.hardware import load_hardware
+    from costsim.serving.plan import plan as run_plan
     from costsim.spec.deployment import Deployment
     from costsim.units import parse_tokens
 
@@ -162,8 +162,8 @@ def estimate_layout(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h
                     kv_cache: str = "bf16", state: str = "fp32", overlap: bool = True,
                     engine: Any = "vllm") -> dict[str, Any]:
     """One model on several devices with the given layout ('tp=8,pp=2'): memory, TPOT, TTFT, $/Mtok."""
-    from costsim.engine.parallel import evaluate_layout
     from costsim.inputs.hardware import load_hardware
+    from costsim.serving.layouts import evaluate_layout
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
     from costsim.units import parse_tokens
@@ -185,8 +185,8 @@ def disaggregate(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100
                  tpot_ms: float | None = None, price: float | None = None, weights: str = "bf16",
                  kv_cache: str = "bf16", state: str = "fp32", engine: Any = "vllm") -> dict[str, Any]:
     """Prefill and decode on separate pools vs one colocated pool: pool sizes, KV transfer, $/request."""
-    from costsim.engine.parallel import disaggregated
     from costsim.inputs.hardware import load_hardware
+    from costsim.serving.plan import disaggregated
     from costsim.spec.deployment import Deployment
     from costsim.spec.layout import parse_layout
     from costsim.units import parse_tokens

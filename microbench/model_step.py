@@ -703,7 +703,7 @@ EAGER_KINDS = ("gqa", "hybrid_gdn")  # models whose every layer has an HF-style 
 
 def tp_shapes(m: dict, tp: int) -> dict:
     """One rank's share of a GQA model under tensor parallelism: heads, KV heads (replicated beyond
-    their count), FFN width and vocabulary divided by tp, as costsim's engine/parallel.py shards them."""
+    their count), FFN width and vocabulary divided by tp, as costsim's engine/sharding.py shards them."""
     if tp == 1:
         return m
     if m["kind"] != "gqa" or m["heads"] % tp or m["intermediate"] % tp:
@@ -1534,7 +1534,7 @@ def run_model(name):
             rec["host_probe_s"] = list(t["probe"])  # per launch, before and after the timed repetitions
             rec["pinned_cpu"] = R.pin_cpu
         if R.tp > 1:
-            rec["layout"] = {"tp": R.tp}  # costsim predicts it with engine/parallel.py
+            rec["layout"] = {"tp": R.tp}  # costsim predicts it with serving/layouts.py
             rec["weights_bytes_per_rank"] = rec.pop("weights_bytes")
         if profiled:
             rec["profile_s_by_class"] = profiled  # one eager step under the profiler

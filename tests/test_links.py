@@ -9,9 +9,10 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.engine import comm
-from costsim.engine.parallel import evaluate_layout, plan
 from costsim.errors import CostsimError
 from costsim.inputs.hardware import hardware_names, load_hardware
+from costsim.serving.layouts import evaluate_layout
+from costsim.serving.plan import plan
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
 

@@ -11,10 +11,12 @@ import pytest
 import costsim
 from costsim.cli import main
 from costsim.engine import comm
-from costsim.engine.parallel import evaluate_layout, pipeline_stages, plan, shard_model, stage_weight_bytes
+from costsim.engine.sharding import pipeline_stages, shard_model, stage_weight_bytes
 from costsim.errors import CostsimError
 from costsim.inputs.hardware import load_hardware
 from costsim.serving.capacity import estimate
+from costsim.serving.layouts import evaluate_layout
+from costsim.serving.plan import plan
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout, parse_layout
 
@@ -173,7 +175,7 @@ def test_a_10m_context_gets_devices_not_out_of_memory(h100):
 
 
 def test_disaggregated_pools_by_hand(h100):
-    from costsim.engine.parallel import disaggregated
+    from costsim.serving.plan import disaggregated
 
     spec = costsim.load_model("llama-3.1-70b")
     dep = Deployment()

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costsim
-from costsim.engine.parallel import evaluate_layout
 from costsim.engine.timing import decode_step_time, prefill_time
 from costsim.inputs.hardware import load_hardware
 from costsim.serving.capacity import evaluate
+from costsim.serving.layouts import evaluate_layout
 from costsim.spec.deployment import Deployment
 from costsim.spec.layout import Layout
 

@@ -235,7 +235,7 @@ def test_offloaded_prefix_costs_its_load_time_not_device_memory():
 
 
 def test_a_one_device_layout_runs_the_task_exactly_like_no_layout():
-    """The multi-device path (engine/parallel.py) and the single-device engine agree on one device."""
+    """The multi-device path (serving/layouts.py) and the single-device engine agree on one device."""
     from costsim.spec.layout import Layout
 
     spec = costsim.load_model("qwen3-next-80b-a3b")

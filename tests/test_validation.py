@@ -204,7 +204,7 @@ def test_validate_bad_file(capsys, tmp_path):
 
 def test_tensor_parallel_steps_on_two_gpus(result):
     """Llama-3.1-8B and -70B at tensor parallelism 2 on 2 x H200 (NVLink, NCCL, CUDA graphs), against the
-    engine's sharded step with its all-reduces (engine/parallel.py): every point within 10%."""
+    engine's sharded step with its all-reduces (serving/layouts.py): every point within 10%."""
     tp = [r for r in result["records"] if r["op"] == "model_step" and r.get("layout", {}).get("tp") == 2]
     assert len(tp) >= 15 and {r["phase"] for r in tp} == {"decode", "prefill"}
     assert max(abs(r["error"]) for r in tp) <= 0.10

@@ -108,7 +108,8 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     if layout is not None or plan_auto:
         if batch is not None and chosen_layout:
             raise CostsimError("--batch: with --layout or --plan auto the batch is the largest that fits; drop it")
-        from costsim.engine.parallel import best_layout_grid, layout_grid
+        from costsim.serving.layouts import layout_grid
+        from costsim.serving.plan import best_layout_grid
 
         grid = np.asarray(contexts, dtype=np.float64)
         for spec in specs:
@@ -154,7 +155,7 @@ def _place_where_needed(values: dict[str, Any], spec: Any, hw: Any, dep: Deploym
     fits = np.asarray(values["fits_memory"], dtype=bool)
     if fits.all():
         return values
-    from costsim.engine.parallel import best_layout_grid
+    from costsim.serving.plan import best_layout_grid
 
     need = ~fits  # only the points one device cannot hold are searched
     best = best_layout_grid(spec, hw, dep, np.asarray(grid, dtype=np.float64)[need], max_devices, engine=engine)

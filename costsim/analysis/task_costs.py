@@ -92,14 +92,14 @@ class _OneDevice:
 
 
 class _Layout(_OneDevice):
-    """A multi-device replica with a parallel layout (engine/parallel.py): the same questions, asked of
+    """A multi-device replica with a parallel layout (serving/layouts.py): the same questions, asked of
     the sharded per-device model, with the whole replica's price."""
 
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout, engine=None):
-        from costsim.engine.parallel import _Sharded
+        from costsim.serving.layouts import Replica
 
         super().__init__(spec, hw, dep)
-        self.sh = _Sharded(spec, hw, dep, layout, overlap=True, engine=engine)
+        self.sh = Replica(spec, hw, dep, layout, overlap=True, engine=engine)
         self.price = self.sh.usd_s * SECONDS_PER_HOUR
         self.usable = self.sh.usable
         # at a context past every window, as the single-device path reads only the growing layers

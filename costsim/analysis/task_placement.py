@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from costsim.analysis.task_costs import TaskCost, run_task, summarize
-from costsim.engine.parallel import _Sharded, enumerate_layouts
 from costsim.errors import CostsimError
+from costsim.serving.layouts import Replica
+from costsim.serving.plan import enumerate_layouts
 from costsim.spec.deployment import Deployment
 from costsim.spec.hardware import HardwareProfile
 from costsim.spec.layout import Layout
@@ -39,7 +40,7 @@ def cheapest_task_layout(scenario: Scenario, spec: ModelSpec, hw: HardwareProfil
         if layout.devices < 2:
             continue
         try:
-            if _Sharded(spec, hw, dep, layout, True, engine=engine).max_batch_at(np.asarray(max(kept, 1.0))) >= 1:
+            if Replica(spec, hw, dep, layout, True, engine=engine).max_batch_at(np.asarray(max(kept, 1.0))) >= 1:
                 holding.append(layout)
         except CostsimError:
             continue  # a layout this model's shapes do not divide into, or that needs a missing network

@@ -13,7 +13,7 @@ B is the scale-up link (NVLink / Infinity Fabric / ICI, or PCIe on cards without
 bidirectional figure of the profile) when the whole group fits in the scale-up domain, else the
 scale-out network per device, times COMM_EFFICIENCY (what NCCL's bus bandwidth reaches of the link
 rate). A group that leaves the domain of a profile without a scale-out network (scale_out_gb_s = 0:
-consumer cards) is not priced: `link` raises, and `engine/parallel.py` refuses such layouts first.
+consumer cards) is not priced: `link` raises, and `engine/sharding.py` refuses such layouts first.
 The latencies and the efficiency are assumptions from published NCCL figures, not yet fitted to the
 committed NCCL measurements (docs/deployments.md says so).
 """

@@ -211,12 +211,12 @@ def _model_step(r: dict[str, Any], hw: HardwareProfile, engine: Any = None) -> f
         return _engine_step(r, hw, engine)
     spec = model_for_record(r)
     p = _precision(r.get("dtype", "bf16"))
-    if r.get("layout"):  # a tensor-parallel step over several GPUs: engine/parallel.py, comm included
-        from costsim.engine.parallel import _Sharded
+    if r.get("layout"):  # a tensor-parallel step over several GPUs: serving/layouts.py, comm included
+        from costsim.serving.layouts import Replica
         from costsim.spec.deployment import Deployment
         from costsim.spec.layout import Layout
 
-        sh = _Sharded(spec, hw, Deployment(weights=p.weights), Layout(**r["layout"]), overlap=True)
+        sh = Replica(spec, hw, Deployment(weights=p.weights), Layout(**r["layout"]), overlap=True)
         if r["phase"] == "decode":
             return float(sh.tpot(np.asarray(float(r["context"])), np.asarray(float(r["batch"]))))
         return float(sh.ttft(np.asarray(float(r["seq_len"])), float(r.get("context", 0)), float(r["batch"])))

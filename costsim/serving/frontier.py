@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from costsim.engine.parallel import _powers_of_two
 from costsim.errors import CostsimError
+from costsim.serving.plan import _powers_of_two
 from costsim.serving.steps import StepModel
 from costsim.serving.workload import Workload, capacity, run
 from costsim.spec.deployment import Deployment

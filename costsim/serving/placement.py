@@ -45,7 +45,8 @@ def plan_hint(model: str, hw: HardwareProfile, context: int, dep: Deployment) ->
 def _search(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int, batch: int | None,
             tpot_target_s: float | None, engine: Any, max_devices: int) -> tuple[dict[str, Any] | None, dict]:
     """(the cheapest layout that fits at `batch` or the largest batch, or None; the plan searched)."""
-    from costsim.engine.parallel import evaluate_layout, plan
+    from costsim.serving.layouts import evaluate_layout
+    from costsim.serving.plan import plan
     from costsim.spec.layout import Layout
 
     searched = plan(spec, hw, dep, context, tpot_target_s if batch is None else None, None, max_devices,

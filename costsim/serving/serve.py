@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from costsim.engine.parallel import enumerate_layouts
 from costsim.errors import CostsimError
 from costsim.serving.engines import attention_evidence
 from costsim.serving.memory import pool_breakdown
+from costsim.serving.plan import enumerate_layouts
 from costsim.serving.steps import StepModel
 from costsim.serving.workload import Workload, run
 from costsim.spec.deployment import Deployment

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from costsim.engine.parallel import _Sharded
 from costsim.engine.timing import StepTime, decode_step_time, prefill_time
 from costsim.families.cost import ArrayLike
+from costsim.serving.layouts import Replica
 from costsim.spec.deployment import Deployment
 from costsim.spec.engine import EngineProfile, Speculation
 from costsim.spec.hardware import HardwareProfile
@@ -36,13 +36,13 @@ def _sum(step: StepTime, classes: tuple[str, ...]) -> np.ndarray:
 
 class StepModel:
     """One replica of `layout` served by `engine`: step times, the KV pool and the sequences it holds. The
-    replica is engine/parallel.py's sharded model under the engine's rules (kernel list, pool, max_num_seqs,
+    replica is serving/layouts.py's sharded model under the engine's rules (kernel list, pool, max_num_seqs,
     CPU time); this class adds the steps a decode-only model has no use for (mixed, verify)."""
 
     def __init__(self, spec: ModelSpec, hw: HardwareProfile, dep: Deployment, layout: Layout,
                  engine: EngineProfile):
         self.spec, self.hw, self.layout, self.engine = spec, hw, layout, engine
-        self.sh = _Sharded(spec, hw, dep, layout, overlap=True, engine=engine)
+        self.sh = Replica(spec, hw, dep, layout, overlap=True, engine=engine)
         self.plan, self.p = self.sh.plan, self.sh.p
         self.devices = layout.devices_per_replica
         self.usd_per_s = self.sh.usd_s
