@@ -71,24 +71,33 @@ def fitted_on(r: dict[str, Any]) -> bool:
 def predict(r: dict[str, Any], engine: Any = None) -> tuple[float | None, str | None]:
     """The record's metric as costsim serve predicts it, or None and why (cannot run, not modelled);
     `engine` replaces the record's engine profile (the overhead fit tries candidates this way)."""
-    from costsim.api import serve
+    from costsim.inputs.engines import step_loop_engine
+    from costsim.inputs.hardware import load_hardware
+    from costsim.inputs.models import load_model
+    from costsim.serving.serve import serve
+    from costsim.serving.workload import Workload
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import Layout, parse_layout
 
     if r.get("offline") and r["metric"] in ("ttft_s", "request_latency_s") and not r.get("requests"):
         return None, "an offline run's TTFT is its own queue, which needs the number of requests; the source gives none"
     if r["layout"].get("attention_dp"):
         return None, "attention data parallelism (attention on dp ranks, experts over ep) is not modelled yet"
-    kwargs: dict[str, Any] = {"engine": engine if engine is not None else r["engine"],
-                              "layout": _layout_text(r["layout"]), "isl": int(r["isl"]),
-                              "osl": int(r["osl"]), "weights": r["weight_dtype"], "kv_cache": r["kv_dtype"],
-                              "speculative": _speculative(r)}
+    isl, osl = int(r["isl"]), int(r["osl"])
+    # what `costsim serve` runs for this case (api.serve less its parsing of command-line text)
     if r.get("concurrency") is not None:
-        kwargs["concurrency"] = [r["concurrency"]]
+        work = Workload(isl, osl, concurrency=np.asarray([float(r["concurrency"])]))
     elif r.get("request_rate") is not None:
-        kwargs["request_rate"] = [r["request_rate"]]
+        work = Workload(isl, osl, request_rate=np.asarray([float(r["request_rate"])]))
     else:
-        kwargs.update(offline=True, requests=int(r.get("requests") or 1000))
+        work = Workload(isl, osl, offline_requests=int(r.get("requests") or 1000))
     try:
-        row = serve(r["model"], r["hardware"], **kwargs)[0]
+        layout = _layout_text(r["layout"])
+        row = serve(load_model(r["model"]), load_hardware(r["hardware"]),
+                    Deployment(weights=r["weight_dtype"], kv_cache=r["kv_dtype"]),
+                    parse_layout(layout) if layout else Layout(),
+                    step_loop_engine(engine if engine is not None else r["engine"], "serve"), work,
+                    _speculative(r))[0]
     except CostsimError as exc:
         return None, str(exc)
     if not row["fits_memory"] or row.get("reason"):
