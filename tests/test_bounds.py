@@ -184,7 +184,8 @@ def test_parse_tokens_is_exact():
 
 
 def test_every_key_the_hf_importer_reads_has_its_bound():
-    source = (ROOT / "costsim" / "importers" / "hf.py").read_text(encoding="utf-8")
+    readers = sorted((ROOT / "costsim" / "inputs" / "importers").glob("hf*.py"))
+    source = "".join(p.read_text(encoding="utf-8") for p in readers)
     keys = set(re.findall(r"\b(?:c|t|a|lin|ssm)\.(?:int|optional_int)\(\"(\w+)\"", source))
     keys |= set(re.findall(r"(?:experts_key|topk_key)(?:: str)? = \"(\w+)\"", source))
     keys |= set(re.findall(r"_deepseek_moe\(c, i, \"(\w+)\", \"(\w+)\"\)", source)[0])
