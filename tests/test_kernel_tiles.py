@@ -1,4 +1,4 @@
-"""Query-tile padding of decode kernels (costsim/kernel_tiles.py) and how the engine prices MLA decode
+"""Query-tile padding of decode kernels (costsim/families/kernel_tiles.py) and how the engine prices MLA decode
 with FlashMLA: its 64-row head tile and its fitted table."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_error_bounds_that_hold(result, group, median, p90):
 
 def test_flash_decode_meets_the_target_with_its_tile_padding(result):
     """PyTorch's FlashAttention-2 decode switches to its unsplit kernel, whose 128-row query tile pads the
-    GQA group, once batch x kv_heads >= 0.8 x 2 x SMs (costsim/kernel_tiles.py). With that padding the
+    GQA group, once batch x kv_heads >= 0.8 x 2 x SMs (costsim/families/kernel_tiles.py). With that padding the
     fitted tables meet issue 5's targets on both GPUs; without it the H200's p90 was 39%."""
     by_hw: dict[str, list[float]] = {}
     for r in result["records"]:

@@ -51,7 +51,7 @@ def _attention_decode(r: dict, hw: HardwareProfile) -> tuple[Cost, float]:
         io = 2 * h * (latent + rope) * BF16 * b
     else:
         d, kv = float(r["head_dim"]), float(r["kv_heads"])
-        # the tensor cores' work includes the padding of the query tile (kernel_tiles.py)
+        # the tensor cores' work includes the padding of the query tile (families/kernel_tiles.py)
         rows = decode_query_rows(r.get("source", ""), b, h, kv, hw.compute_units)
         flops = 4 * kv * rows * d * t * b
         cache = 2 * kv * d * BF16 * t * b

@@ -187,7 +187,7 @@ def prefill(m: MLAMixer, d: int, n: ArrayLike, c: ArrayLike, batch: ArrayLike, p
 def decode_tile_padding(m: MLAMixer, t: ArrayLike, batch: ArrayLike, tile_rows: int) -> Cost:
     """The tensor-core work a decode kernel spends on padding when it packs the query heads (rows of
     the one latent KV head) into tiles of `tile_rows`: FlashMLA's 64, so the 16 heads a GPU holds at
-    tensor parallelism 8 cost as much compute as 64 (costsim/kernel_tiles.py)."""
+    tensor parallelism 8 cost as much compute as 64 (costsim/families/kernel_tiles.py)."""
     t, batch = as_array(t), as_array(batch)
     padded = padded_rows(m.num_heads, tile_rows)
     keys = keys_at(_attended_pairs_before(m), t)

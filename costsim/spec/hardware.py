@@ -93,7 +93,7 @@ class HardwareProfile(BaseModel):
     on_chip_mb: float = Field(0.0, ge=0, description="L2 / SRAM / VMEM, 10^6 bytes")
     compute_units: PositiveInt | None = Field(
         None, description="streaming multiprocessors (NVIDIA) or compute units (AMD); kernels that size their "
-        "grid to the chip (FlashAttention-2's split-KV switch, costsim/kernel_tiles.py) need it")
+        "grid to the chip (FlashAttention-2's split-KV switch, costsim/families/kernel_tiles.py) need it")
     scale_up_gb_s: float = Field(0.0, ge=0, description="scale-up link bandwidth per chip, bidirectional")
     scale_up_domain: PositiveInt = 1
     scale_out_gb_s: float = Field(0.0, ge=0, description="scale-out network per chip")
