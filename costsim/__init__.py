@@ -46,6 +46,7 @@ _EXPORTS = {
     "estimate_layout": "costsim.api",
     "disaggregate": "costsim.api",
     "build_report": "costsim.analysis.report",
+    "run_scenario": "costsim.api",
     "run_task": "costsim.analysis.task_costs",
     "summarize": "costsim.analysis.task_costs",
     "load_scenario": "costsim.inputs.scenarios",

@@ -304,3 +304,37 @@ def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm
 
 __all__ = ["disaggregate", "estimate", "estimate_layout", "frontier", "inspect_model", "list_hardware",
            "list_models", "load_model", "plan", "serve"]
+
+
+def run_scenario(scenario: str, model: str = "llama-3.1-8b", hardware: str = "h100-sxm", *, samples: int = 1000,
+                 seed: int = 0, api_prices: str | None = None, price: float | None = None, weights: str = "bf16",
+                 kv_cache: str = "bf16", state: str = "fp32", utilisation: float = 1.0, layout: str | None = None,
+                 single_device: bool = False, max_devices: int = 72,
+                 engine: Any = "vllm") -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
+    """`costsim scenario run`: dollars, time and cache per task for every model x hardware pair (names
+    comma-separated), on the cheapest layout that holds the task where one device does not (unless
+    `single_device`), or on `layout`; `api_prices` adds providers' price sheets. Returns the rows and, for
+    a chart, each configuration that holds the task with its TaskCost."""
+    from costsim.analysis.sweeps import split_names
+    from costsim.analysis.task_table import task_rows
+    from costsim.errors import CostsimError
+    from costsim.inputs.engines import engine_or_none
+    from costsim.inputs.scenarios import load_scenario
+    from costsim.spec.deployment import Deployment
+    from costsim.spec.layout import parse_layout
+
+    check_price(price)
+    if not 1 <= samples <= 1_000_000:
+        raise CostsimError(f"--samples: must be between 1 and 1,000,000, got {samples}")
+    if not 0 < utilisation <= 1:
+        raise CostsimError(f"--utilisation: must be in (0, 1], got {utilisation}")
+    if not 0 <= seed < 2**63:
+        raise CostsimError(f"--seed: must be a whole number from 0 to 2^63 - 1, got {seed}")
+    sc = load_scenario(scenario)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state).model_copy(update={"utilisation": utilisation})
+    chosen = None if layout is None else parse_layout(layout)
+    eng = engine_or_none(engine)
+    sheets = split_names(api_prices, "--api-prices") if api_prices else None
+    return task_rows(sc, scenario, split_names(model, "--model"), split_names(hardware, "--hardware"), dep, samples,
+                     seed, eng, chosen, max_devices, single_device, price, sheets)
+

@@ -21,7 +21,6 @@ from costsim.cli.common import (
     _deployment,
     _emit,
     _engine,
-    _layout_choice,
     _render,
 )
 from costsim.errors import CostsimError
@@ -107,70 +106,20 @@ def scenario_run(
 ) -> None:
     """Dollars, time and cache memory per task for every model x hardware pair; where one device does not
     hold the task, on the cheapest layout that does (--single-device: say so instead)."""
-    from costsim.analysis.sweeps import split_names
-    from costsim.analysis.task_costs import run_task, summarize, summarize_api
-    from costsim.analysis.task_placement import run_answered
-    from costsim.api import check_price
-    from costsim.inputs.hardware import load_hardware
-    from costsim.inputs.models import load_model
-    from costsim.inputs.scenarios import load_api_price, load_scenario
+    from costsim.api import run_scenario
     from costsim.output.formats import dumps_table
     from costsim.units import fmt_bytes
 
-    check_price(price)
-    if not 1 <= samples <= 1_000_000:
-        raise CostsimError(f"--samples: must be between 1 and 1,000,000, got {samples}")
-    if not 0 < utilisation <= 1:
-        raise CostsimError(f"--utilisation: must be in (0, 1], got {utilisation}")
-    if not 0 <= seed < 2**63:
-        raise CostsimError(f"--seed: must be a whole number from 0 to 2^63 - 1, got {seed}")
-    sc = load_scenario(scenario)
-    dep = _deployment(weight_dtype, kv_dtype, state_dtype).model_copy(update={"utilisation": utilisation})
-    chosen_layout = None if layout is None else _layout_choice(layout, None, 72)[0]
-    eng = _engine(engine)
-    rows = []
-    charted = []
-    for m in split_names(model, "--model"):
-        spec = load_model(m)
-        for h in split_names(hardware, "--hardware"):
-            hw = load_hardware(h, usd_per_hour=price)
-            if eng is not None:
-                from costsim.serving.engines import check_serves
-
-                check_serves(eng, spec, hw)
-            if chosen_layout is None:
-                used, task = run_answered(sc, spec, hw, dep, samples, seed, eng, max_devices, single_device)
-            else:
-                used, task = chosen_layout, run_task(sc, spec, hw, dep, samples, seed, layout=chosen_layout,
-                                                     engine=eng)
-            summary = summarize(task)
-            if chosen_layout is None:
-                if used is not None:
-                    summary["placement"] = (f"cheapest layout that holds the task (one {hw.name} does not; "
-                                            "--single-device keeps one)")
-                elif not summary["fits_memory"]:
-                    summary["reason"] = (f"one {hw.name} does not hold the task's peak cache" +
-                                         ("" if single_device else f", nor any layout up to {max_devices} devices")
-                                         + f"; try `costsim scenario run {scenario} -m {m} -H {h}`"
-                                         + (" without --single-device" if single_device else " --weight-dtype fp8"))
-            where = hw.name if used is None else f"{hw.name} x {used.devices} ({used.label()})"
-            rows.append({"scenario": sc.name, "model": spec.name, "hardware": where,
-                         "devices": 1 if used is None else used.devices,
-                         "layout": "single" if used is None else used.label(), **summary})
-            if rows[-1]["fits_memory"]:
-                charted.append((f"{spec.name} on {where}", task))
-    for sheet in split_names(api_prices, "--api-prices") if api_prices else []:
-        api = load_api_price(sheet)
-        # token counts do not depend on the model here: the provider's own tokenizer is not modelled
-        task = run_task(sc, load_model(split_names(model, "--model")[0]), load_hardware(split_names(hardware,
-                        "--hardware")[0]), dep, samples, seed, api, engine=None)
-        rows.append({"scenario": sc.name, "model": api.model, "hardware": f"api:{api.name}", **summarize_api(task)})
+    rows, charted = run_scenario(scenario, model, hardware, samples=samples, seed=seed, api_prices=api_prices,
+                                 price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
+                                 state=state_dtype.value, utilisation=utilisation, layout=layout,
+                                 single_device=single_device, max_devices=max_devices, engine=engine)
     if plot:
         from costsim.output.plots import scenario_figure, write_html
 
         if not charted:
             raise CostsimError("--plot: no model fits on these devices, nothing to chart")
-        write_html(scenario_figure(f"scenario {sc.name}: cost per turn and context", charted), plot)
+        write_html(scenario_figure(f"scenario {rows[0]['scenario']}: cost per turn and context", charted), plot)
     _render(fmt, output, rows, rows, lambda: dumps_table(
         ["model", "hardware", "$ / task", "p50", "p90", "wall s", "peak cache", "hit ratio", "$/Mtok blended"],
         [[r["model"], r["hardware"], f"{r['usd_per_task']:.4f}", f"{r['usd_p50']:.4f}", f"{r['usd_p90']:.4f}",
@@ -179,6 +128,6 @@ def scenario_run(
           f"{r['usd_per_mtok_blended']:.3f}"] if r["fits_memory"] else
          [r["model"], r["hardware"], "does not fit", "-", "-", "-", fmt_bytes(r["peak_cache_bytes"]), "-", "-"]
          for r in rows],
-        title=f"scenario {sc.name}: {rows[0]['turns']} turns, {samples:,} samples")
+        title=f"scenario {rows[0]['scenario']}: {rows[0]['turns']} turns, {samples:,} samples")
         + "".join(f"\n{r['model']} on {r['hardware']}: {r.get('placement') or r['reason']}" for r in rows
                   if r.get("placement") or r.get("reason")))
