@@ -127,8 +127,9 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
 
             result.update(engine_point(spec, hw, dep, eng, n, b, target))
     name = model if isinstance(model, str) else spec.name
-    return resolve(result, spec, hw, dep, n, b, target, eng, single_device=single_device, max_devices=max_devices,
-                   model_arg=name, request=prompt is not None)
+    answer = resolve(result, spec, hw, dep, n, b, target, eng, single_device=single_device, max_devices=max_devices,
+                     model_arg=name, request=prompt is not None)
+    return {**answer, **hw.evidence_fields()}
 
 
 def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *, context: int | str = 131072,
@@ -153,6 +154,7 @@ def plan(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm", *
     eng = _engine_for(engine, spec, hw)
     result = run_plan(spec, hw, dep, parse_tokens(context, "--context"),
                       None if tpot_ms is None else tpot_ms / 1e3, ttft_s, max_devices, overlap, eng)
+    result = {**result, **hw.evidence_fields()}
     return result if eng is None else {**result, "engine": eng.name}
 
 
@@ -269,7 +271,8 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
             raise CostsimError(f"--requests: {n:,} is beyond any benchmark; give at most 1e9")
         work = Workload(prompt, out, offline_requests=n)
     dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
-    return run_serve(spec, hw, dep, lay, eng, work, speculative)
+    evidence = hw.evidence_fields()
+    return [{**row, **evidence} for row in run_serve(spec, hw, dep, lay, eng, work, speculative)]
 
 
 def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm,h200,b200", *,

@@ -273,6 +273,10 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
         sections.append(f"<section><h2>{html.escape(name)}</h2><p>{html.escape(caption)}</p>{div}</section>")
     if validation is None and note:
         sections.append(f"<section><h2>Accuracy</h2><p>{html.escape(note)}</p></section>")
+    bands = "; ".join(f"{hw_.name}: {hw_.calibration.label()}" for hw_ in (load_hardware(h) for h in hardware))
+    sections.append(f"<section><h2>Error bands</h2><p>Every time and dollar figure above carries its device's "
+                    f"error band against evidence its fit did not see (docs/hardware.md): {html.escape(bands)}."
+                    "</p></section>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>

@@ -198,9 +198,12 @@ def compare(model: str, hardware: list[str], context: int, dep: Deployment | Non
     not hold the model, the cheapest layout that does, unless `single_device`)."""
     result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices,
                    engine, single_device)
+    named = hardware_names() if hardware == ["all"] else hardware
+    profiles = {hw.name: hw for hw in (load_hardware(h, usd_per_hour=price) for h in named)}
     rows = []
     for s in result.series:
         rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,
                      **{k: (v if k == "reason" else np.asarray(v).item()) for k, v in s.items()
-                        if k not in ("model", "hardware")}})
+                        if k not in ("model", "hardware")},
+                     **profiles[s["hardware"]].evidence_fields()})
     return rows

@@ -110,6 +110,8 @@ def _estimate_table(r: dict[str, Any]) -> str:
     if "usd_per_request" in r:
         rows += [["request latency", fmt_duration(r.get("request_latency_s"))],
                  ["$ per request", num("usd_per_request", 1, ".6f")]]
+    if r.get("calibration"):
+        rows.append(["error band of times and $", r["calibration"]["label"]])
     title = f"{r['model']} on {r['hardware']} at {r['context_tokens']:,} tokens"
     if "prompt_tokens" in r:
         title += f" ({r['prompt_tokens']:,} prompt + {r['output_tokens']:,} output)"
@@ -182,6 +184,8 @@ def plan(
             return text + f"\n\n{len(res['rejected'])} layouts rejected; raise --max-devices or relax the targets"
         picks = [dict(res[k], label=f"{k}: {res[k]['label']}") for k in ("chosen", "fastest", "fewest_devices")]
         text = _plan_table(picks, f"{head}: chosen = cheapest per output token")
+        if res.get("calibration"):
+            text += f"\nerror band of times and $: {res['calibration']['label']}"
         text += "\n\n" + _plan_table(res["feasible"][:show], f"{len(res['feasible'])} feasible layouts, "
                                                                f"cheapest first (top {show})")
         reasons: dict[str, int] = {}

@@ -10,7 +10,8 @@ from costsim.cli.common import DEFAULT_HARDWARE, Format, FormatOpt, OutputOpt, _
 
 
 def validate(
-    files: Annotated[list[str], typer.Argument(help="measurement .jsonl files written by the microbenchmark")],
+    files: Annotated[list[str], typer.Argument(help="measurement .jsonl files written by the microbenchmark, "
+                                               "published records, or a folder of them")],
     hardware: Annotated[str | None, typer.Option("--hardware", "-H", help="profile for all records "
                                                  "(default: each record's own)")] = None,
     plot: Annotated[str | None, typer.Option(help="write predicted-vs-measured chart (HTML) here")] = None,
@@ -19,9 +20,10 @@ def validate(
 ) -> None:
     """Predict every measured kernel with the timing model; error per record, per op, family, source."""
     from costsim.evidence.validate import validate as run_validate
-    from costsim.inputs.measurements import read_measurements
+    from costsim.inputs.measurements import expand_paths, read_measurements
     from costsim.output.formats import dumps_csv, dumps_json, dumps_table
 
+    files = expand_paths(files)
     serve_files = [p for p in files if _is_serve_file(p)]
     if serve_files:
         if len(serve_files) != len(files):
@@ -86,18 +88,30 @@ def _validate_published(files: list[str], fmt: Format, output: str | None) -> No
 
 
 def calibrate(
-    files: Annotated[list[str], typer.Argument(help="measurement .jsonl files of one GPU")],
+    files: Annotated[list[str] | None, typer.Argument(help="measurement .jsonl files of one GPU (with "
+                                                     "--published: published records, default "
+                                                     "measurements/published/)")] = None,
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="profile to fit")] = DEFAULT_HARDWARE,
     attention_source: Annotated[str, typer.Option(help="prefill attention the engine assumes")] = "torch-sdpa-cudnn",
     scan_source: Annotated[str, typer.Option(help="chunked-scan implementation the engine assumes")] = "fla",
     write: Annotated[bool, typer.Option("--write", help="store the fitted values in the profile file")] = False,
     predict: Annotated[list[str] | None, typer.Option(help="measurements of another GPU: apply the fit to its "
                                                       "profile and report the error there")] = None,
+    published: Annotated[bool, typer.Option("--published", help="fit every device with published serving "
+                                            "records (time scale and step time), leave-one-source-out")] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
     """Fit the profile's efficiency parameters to measurements; report fitted and held-out error."""
     from pathlib import Path
+
+    if published:
+        _calibrate_published(files or [], write, fmt, output)
+        return
+    if not files:
+        from costsim.errors import CostsimError
+
+        raise CostsimError("calibrate: give the measurement .jsonl files to fit (or --published)")
 
     from costsim.evidence.calibrate import calibrate as run_calibrate
     from costsim.evidence.calibrate import write_profile
@@ -182,3 +196,45 @@ def bench_model_step(
     from costsim.evidence.bench import run_model_steps
 
     _emit(f"wrote {run_model_steps(Path(out), quick=quick, deadline_s=deadline)}")
+
+
+def _calibrate_published(files: list[str], write: bool, fmt: Format, output: str | None) -> None:
+    """`costsim calibrate --published`: every device's fit on its published records, and the held-out error."""
+    from costsim.evidence.published import read_published
+    from costsim.evidence.published_fit import calibrate_published, write_calibration
+    from costsim.inputs.data import data_dir
+    from costsim.inputs.measurements import expand_paths
+    from costsim.output.formats import dumps_json, dumps_table
+
+    paths = expand_paths(files or [str(data_dir("measurements") / "published")])
+    result = calibrate_published([r for path in paths for r in read_published(path)])
+    if write:
+        for name, device in result["devices"].items():
+            write_calibration(data_dir("hardware_profiles") / f"{name}.toml", device)
+    shown = {"devices": {name: {**{k: v for k, v in d.items() if k != "calibration"},
+                                "calibration": d["calibration"].model_dump()}
+                         for name, d in result["devices"].items()}, "summary": result["summary"]}
+    if fmt is not Format.table:
+        _write(dumps_json(shown), output)
+        return
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    rows = [[name, d["calibration"].status, d["records"], d["calibration"].sources, f"{d['scale']:.3f}",
+             f"{d['step_s'] * 1e3:.2f}", pct(d.get("before_median_abs")), pct(d.get("fit_median_abs")),
+             pct(d["calibration"].error_band)] for name, d in result["devices"].items()]
+    text = dumps_table(["device", "status", "records", "sources", "time scale", "step ms", "before", "fitted",
+                        "held out"], rows, title="published serving records: each device's fit (median |error|; "
+                                             "held out: leave-one-source-out, or no fit saw them)"
+                                             + (" (written)" if write else ""))
+    summary = result["summary"]
+    held = [["all", "", summary["overall"].get("count", 0), pct(summary["overall"].get("median_abs")),
+             pct(summary["overall"].get("p90_abs")), pct(summary["overall"].get("median_signed"))]]
+    for group in ("by_hardware", "by_metric", "by_engine", "by_weight_dtype"):
+        held += [[group[3:], k, v["count"], pct(v["median_abs"]), pct(v["p90_abs"]), pct(v["median_signed"])]
+                 for k, v in summary[group].items() if v["count"]]
+    text += "\n\n" + dumps_table(["by", "group", "records", "median |err|", "p90 |err|", "median err"], held,
+                                 title="held-out errors (err = predicted/measured - 1)")
+    _write(text, output)
+

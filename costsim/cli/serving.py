@@ -56,6 +56,8 @@ def _serve_table(rows: list[dict[str, Any]]) -> str:
              f"{first['engine']} {first['engine_version']}, {first['isl']:,} in / {first['osl']:,} out"
              + (f", speculative {first['speculative']}" if first.get("speculative") else ""))
     text = dumps_table(SERVE_COLUMNS, body, title=title)
+    if first.get("calibration"):
+        text += f"\n\nerror band of times and $ on {first['hardware']}: {first['calibration']['label']}"
     if first["fits_memory"]:
         pool = first["evidence"]["kv_pool"]
         text += (f"\n\nKV pool per device {pool['kv_pool_bytes'] / 2**30:,.2f} GiB of "
@@ -150,6 +152,8 @@ def frontier(
         parts = []
         for h in res["hardware"]:
             title = f"{res['model']} on {h['hardware']}, {res['engine']}, {res['isl']:,} in / {res['osl']:,} out"
+            if h.get("calibration"):
+                title += f" [{h['calibration']['label']}]"
             if not h.get("frontier"):
                 parts.append(f"{title}: {h.get('reason', 'no point')}")
                 continue

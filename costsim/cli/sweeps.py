@@ -216,6 +216,14 @@ def compare(
                               single_device=single_device), output)
 
 
+def _band(r: dict[str, Any]) -> str:
+    """'±12% (published)' or 'uncalibrated': the device's evidence in one cell (the label in full in JSON)."""
+    cal = r.get("calibration") or {}
+    if cal.get("error_band") is None:
+        return "uncalibrated" if cal.get("status", "datasheet") == "datasheet" else f"{cal['status']}, no band"
+    return f"±{cal['error_band']:.0%} ({cal['status']})"
+
+
 def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: int, *, explicit: bool,
                    single_device: bool = False) -> str:
     """Devices where it runs first, cheapest output first; no serving figures where nothing runs."""
@@ -233,15 +241,15 @@ def _compare_table(rows: list[dict[str, Any]], engine: str | None, max_devices: 
         if not r["fits_memory"]:
             if not r.get("reason") and not single_device:
                 name = f"{name} (no layout up to {max_devices} devices)"
-            body.append([name, "no", f"{int(r['max_batch']):,}", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "no", f"{int(r['max_batch']):,}", "-", "-", "-", "-", "-", "-", "-"])
             continue
         body.append([name, "yes", f"{int(r['max_batch']):,}", f"{int(r['batch']):,}", fmt_duration(r["ttft_s"]),
                      fmt_duration(r["tpot_s"]), f"{r['decode_tokens_per_s']:,.0f}", f"{r['usd_per_mtok_input']:.4f}",
-                     f"{r['usd_per_mtok_output']:.4f}"])
+                     f"{r['usd_per_mtok_output']:.4f}", _band(r)])
     title = f"{rows[0]['model']} at {rows[0]['context_tokens']:,} tokens" + (f", served by {engine}" if engine
                                                                                else "")
     text = dumps_table(["hardware", "fits", "max batch", "batch", "TTFT", "TPOT", "tok/s", "$/Mtok in",
-                        "$/Mtok out"], body, title=title)
+                        "$/Mtok out", "error band"], body, title=title)
     if placed:
         text += ("\n\nx N (layout): one device does not hold it; the cheapest layout that does "
                  "(--single-device: one device only)")

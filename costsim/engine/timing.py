@@ -301,6 +301,9 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
     add("lm_head", gemm_time(head, hw, p, head_rows, gemm_depth_factor(hw, [(d, spec.vocab_size)])))
     # the gap between consecutive kernels (a graph node's launch in decode, a host launch in prefill)
     add("overhead", kernels * overhead_per_kernel * np.ones_like(n))
+    scale = hw.efficiency.published_time_scale
+    if np.any(np.asarray(scale) != 1.0):  # a published fit of this device (1 elsewhere: nothing changes)
+        by_class = {k: v * scale for k, v in by_class.items()}
     total = sum(by_class.values())
     if plan is not None and plan.host_per_kernel_s > 0:
         # eager PyTorch: the host issues every op; when that takes longer than the GPU's work, the GPU waits
@@ -341,7 +344,7 @@ def prefill_time(spec: ModelSpec, hw: HardwareProfile, prompt: ArrayLike, cached
     eff_chunk = _gemm_eff(hw, batch * one_chunk_rows)
     by_class["gemm"] = by_class["gemm"] * eff_whole / eff_chunk
     weights = _weight_read_time(spec, hw, p)
-    by_class["weights_per_chunk"] = (chunks - 1.0) * weights
+    by_class["weights_per_chunk"] = (chunks - 1.0) * weights * hw.efficiency.published_time_scale
     by_class["overhead"] = by_class["overhead"] * chunks
     total = sum(by_class.values())
     return StepTime(total_s=total, by_class=by_class)

@@ -68,9 +68,10 @@ def fitted_on(r: dict[str, Any]) -> bool:
     return r["engine"] == "trtllm" and r.get("request_rate") is not None
 
 
-def predict(r: dict[str, Any], engine: Any = None) -> tuple[float | None, str | None]:
+def predict(r: dict[str, Any], engine: Any = None, hardware: Any = None) -> tuple[float | None, str | None]:
     """The record's metric as costsim serve predicts it, or None and why (cannot run, not modelled);
-    `engine` replaces the record's engine profile (the overhead fit tries candidates this way)."""
+    `engine` replaces the record's engine profile (the overhead fit tries candidates this way), `hardware`
+    its device profile (the published device fit tries candidate efficiencies this way)."""
     from costsim.inputs.engines import step_loop_engine
     from costsim.inputs.hardware import load_hardware
     from costsim.inputs.models import load_model
@@ -81,6 +82,14 @@ def predict(r: dict[str, Any], engine: Any = None) -> tuple[float | None, str | 
 
     if r.get("offline") and r["metric"] in ("ttft_s", "request_latency_s") and not r.get("requests"):
         return None, "an offline run's TTFT is its own queue, which needs the number of requests; the source gives none"
+    if r.get("stream_interval_tokens", 1) > 1 and r["metric"] == "itl_s":
+        return None, (f"the benchmark streamed {r['stream_interval_tokens']} tokens at a time: its ITL is a chunk's "
+                      "interval, not a token's")
+    if r.get("isl_is_upper_bound"):
+        return None, "the source gives the dataset's longest prompt, not its mean: the input length is unknown"
+    if r.get("disaggregated"):
+        return None, ("disaggregated prefill and decode pools under a request load are not simulated by costsim serve "
+                      "(costsim disaggregate prices one request on such pools)")
     if r["layout"].get("attention_dp"):
         return None, "attention data parallelism (attention on dp ranks, experts over ep) is not modelled yet"
     isl, osl = int(r["isl"]), int(r["osl"])
@@ -93,7 +102,8 @@ def predict(r: dict[str, Any], engine: Any = None) -> tuple[float | None, str | 
         work = Workload(isl, osl, offline_requests=int(r.get("requests") or 1000))
     try:
         layout = _layout_text(r["layout"])
-        row = serve(load_model(r["model"]), load_hardware(r["hardware"]),
+        device = hardware if hardware is not None else load_hardware(r["hardware"])
+        row = serve(load_model(r["model"]), device,
                     Deployment(weights=r["weight_dtype"], kv_cache=r["kv_dtype"]),
                     parse_layout(layout) if layout else Layout(),
                     step_loop_engine(engine if engine is not None else r["engine"], "serve"), work,
@@ -128,7 +138,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         split = "fit" if r["fitted_on"] else "held_out"
         for key in (f"{split}/{r['metric_class']}", f"{split}/{r['metric_class']}:{r['engine']}",
-                    f"{split}/{r['metric_class']}:{r['hardware']}"):
+                    f"{split}/{r['metric_class']}:{r['hardware']}", f"{split}/{r['metric_class']}:{r['weight_dtype']}",
+                    f"{split}/source:{r['source']}"):
             groups.setdefault(key, []).append(r["error"])
     for key, errs in sorted(groups.items()):
         e = np.asarray(errs)

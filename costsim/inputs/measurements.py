@@ -20,3 +20,18 @@ def read_measurements(path: str | Path) -> list[dict[str, Any]]:
             raise CostsimError(f"{path}:{lineno}: {problem}")
         records.append(record)
     return records
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given, and every .jsonl file of a folder given (sorted): `costsim validate measurements/published/`."""
+    out: list[str] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.jsonl"))
+            if not found:
+                raise CostsimError(f"{text}: a folder with no .jsonl files; give measurement files or their folder")
+            out += found
+        else:
+            out.append(text)
+    return out

@@ -75,7 +75,7 @@ def frontier_for(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, engine: 
         points["usd_per_mtok_output"] += res["usd_per_mtok_output"].tolist()
         points["ttft_p50_s"] += res["ttft_s"]["p50"].tolist()
         points["tpot_p50_s"] += res["tpot_s"]["p50"].tolist()
-    out: dict[str, Any] = {"hardware": hw.name, "layouts_tried": tried, "refused": refused}
+    out: dict[str, Any] = {"hardware": hw.name, "layouts_tried": tried, "refused": refused, **hw.evidence_fields()}
     if not points["layout"] and refused and not tried:
         out.update(points=0, frontier=[], reason=refused[0]["reason"].removeprefix("--engine: "))
         return out

@@ -55,6 +55,12 @@ class Efficiency(BaseModel):
                                        "time, 0 = none")
     kernel_overhead_s: float = Field(4e-6, ge=0, description="launch + sync per kernel outside CUDA graphs")
     graph_overhead_s: float = Field(1e-6, ge=0, description="per kernel inside a CUDA graph (decode)")
+    published_time_scale: PositiveFloat = Field(
+        1.0, description="measured serving step time over the kernel model's on this device, fitted by `costsim "
+        "calibrate --published` on published production records; multiplies every kernel of a step; 1 = not fitted")
+    published_step_s: float = Field(
+        0.0, ge=0, description="time per engine step on this device beyond the kernel model and the engine's own "
+        "CPU time (driver, host, scheduler on this device family), fitted with published_time_scale; 0 = not fitted")
     implementations: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="per kernel implementation, keyed '<source>/<op>' (e.g. 'fla/linear_prefill'): fitted "
@@ -73,6 +79,29 @@ class Efficiency(BaseModel):
         """The efficiencies of one implementation: its fitted overrides on top of the defaults."""
         overrides = self.implementations.get(source or "", {})
         return self.model_copy(update=overrides) if overrides else self
+
+
+class Calibration(BaseModel):
+    """What a profile's timing rests on, and how far its predictions are from evidence it was not fitted on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    status: Literal["measured", "published", "datasheet"] = Field(
+        "datasheet", description="measured: fitted on costsim's own microbenchmark of this device; published: "
+        "fitted on public production records; datasheet: peaks only, efficiencies borrowed")
+    records: int = Field(0, ge=0, description="evidence records behind the fit and the band")
+    sources: int = Field(0, ge=0, description="distinct sources among them")
+    error_band: Fraction | None = Field(None, description="median |error| on records the fit did not see "
+                                        "(leave-one-source-out for published fits); None: no such evidence")
+    evidence: str = Field("", description="which records, and which held-out split the band comes from")
+
+    def label(self) -> str:
+        """'±12% (published, 41 records from 3 sources)' or 'uncalibrated: datasheet peaks only'."""
+        if self.error_band is None:
+            if self.status == "datasheet":
+                return "uncalibrated: datasheet peaks only"
+            return f"{self.status}, no held-out error yet"
+        return f"±{self.error_band:.0%} ({self.status}, {self.records} records from {self.sources} sources)"
 
 
 class HardwareProfile(BaseModel):
@@ -104,6 +133,7 @@ class HardwareProfile(BaseModel):
     usd_per_hour: PositiveFloat = Field(description="default rental price per accelerator-hour")
     price_date: str
     efficiency: Efficiency = Efficiency()
+    calibration: Calibration = Calibration()
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source; date")
 
     @model_validator(mode="after")
@@ -130,6 +160,11 @@ class HardwareProfile(BaseModel):
     @property
     def bandwidth_bytes_s(self) -> float:
         return self.hbm_bandwidth_tb_s * 1e12
+
+    def evidence_fields(self) -> dict[str, object]:
+        """What every answer on this device carries: its calibration and error band (docs/hardware.md)."""
+        return {"calibration": {**self.calibration.model_dump(), "label": self.calibration.label()},
+                "error_band": self.calibration.error_band}
 
 
 # A chip without units for a narrow float runs it at the next wider float's rate (A100 fp8 -> bf16:

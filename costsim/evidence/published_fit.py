@@ -1,0 +1,198 @@
+"""`costsim calibrate --published`: each device fitted on the published production records of that device,
+with a leave-one-source-out error, and the calibration status every profile then carries.
+
+Two terms per device (spec/hardware.py): `published_time_scale` multiplies every kernel of a step (the
+kernel model's error on that device as a whole: efficiencies it was never measured for), and
+`published_step_s` adds a fixed time per engine step (host, driver and scheduler time of that device
+family, e.g. a constant per step that no kernel explains). Both are found on a grid by the median
+|log(predicted / measured)| over the device's records, each record predicted through `costsim serve`
+(evidence/published.py) with the candidate values.
+
+Leave-one-source-out: for each source of a device, the two terms are fitted on the device's other
+sources and the source's own records are predicted with them. The terms are applied to the profile only
+where those held-out predictions beat the kernel model without them; the device's error band is then
+their median |error|. Elsewhere (one source, or a fit other sources do not confirm) the terms stay at
+1 and 0 and the band is the kernel model's error on the device's records, which no fit saw. Devices
+with costsim's own microbenchmark fits (status `measured`) keep their kernel model (both terms stay at
+1 and 0): their band is the error on their published records that no fit saw.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from costsim.evidence.published import fitted_on, predict
+from costsim.inputs.hardware import load_hardware
+from costsim.spec.hardware import Calibration, HardwareProfile
+
+SCALES = np.geomspace(0.4, 2.5, 33)  # 5.9% apart, 1.0 in the middle
+STEPS_S = (0.0, 0.5e-3, 1e-3, 2e-3)
+MEASURED = ("h100-sxm", "h200")  # devices costsim's own microbenchmark fitted
+
+
+def with_terms(hw: HardwareProfile, scale: float, step_s: float) -> HardwareProfile:
+    eff = hw.efficiency.model_copy(update={"published_time_scale": float(scale), "published_step_s": float(step_s)})
+    return hw.model_copy(update={"efficiency": eff})
+
+
+def _log_errors(records: list[dict[str, Any]], hw: HardwareProfile) -> np.ndarray:
+    out = np.full(len(records), np.nan)
+    for i, r in enumerate(records):
+        predicted, _ = predict(r, hardware=hw)
+        if predicted is not None and predicted > 0:
+            out[i] = np.log(predicted / r["value"])
+    return out
+
+
+def grid(records: list[dict[str, Any]], hw: HardwareProfile) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Every (scale, step) candidate and the log errors of every record under it (NaN: not predicted)."""
+    settings = [(float(s), float(o)) for o in STEPS_S for s in SCALES]
+    errors = np.stack([_log_errors(records, with_terms(hw, s, o)) for s, o in settings])
+    return settings, errors
+
+
+def best(errors: np.ndarray, settings: list[tuple[float, float]], use: np.ndarray) -> int:
+    """The candidate with the lowest median |log error| on the records in `use`; ties go to the one
+    nearest to no correction."""
+    part = np.abs(errors[:, use])
+    scores = np.array([np.nanmedian(row) if np.isfinite(row).any() else np.inf for row in part])
+    distance = np.array([abs(np.log(s)) + o * 100.0 for s, o in settings])
+    return int(np.lexsort((distance, np.round(scores, 6)))[0])
+
+
+def fit_device(records: list[dict[str, Any]], hw: HardwareProfile) -> dict[str, Any]:
+    """The fitted terms on all of a device's records, and each source predicted by a fit that did not see it."""
+    settings, errors = grid(records, hw)
+    sources = np.array([r["source"] for r in records])
+    everything = np.ones(len(records), dtype=bool)
+    chosen = best(errors, settings, everything)
+    held = np.full(len(records), np.nan)
+    folds = []
+    for source in sorted(set(sources)):
+        inside = sources == source
+        if inside.all():
+            break  # one source: nothing to hold out against
+        k = best(errors, settings, ~inside)
+        held[inside] = errors[k, inside]
+        folds.append({"source": source, "records": int(inside.sum()), "scale": settings[k][0],
+                      "step_s": settings[k][1], "held_out_median_abs": _median_abs(errors[k, inside])})
+    baseline = settings.index((1.0, 0.0)) if (1.0, 0.0) in settings else None
+    return {"scale": settings[chosen][0], "step_s": settings[chosen][1], "records": len(records),
+            "predicted": int(np.isfinite(errors[chosen]).sum()), "sources": len(set(sources)),
+            "fit_median_abs": _median_abs(errors[chosen]),
+            "before_median_abs": None if baseline is None else _median_abs(errors[baseline]),
+            "held_out": held, "before": errors[baseline] if baseline is not None else np.full(len(records), np.nan),
+            "folds": folds}
+
+
+def _pairs(rows: list[dict[str, Any]], log_errors: np.ndarray) -> list[tuple[dict[str, Any], float]]:
+    return [(r, float(np.expm1(x))) for r, x in zip(rows, log_errors, strict=True) if np.isfinite(x)]
+
+
+def _band(pairs: list[tuple[dict[str, Any], float]]) -> float | None:
+    return float(np.median([abs(e) for _, e in pairs])) if pairs else None
+
+
+def _median_abs(log_errors: np.ndarray) -> float | None:
+    e = np.expm1(log_errors[np.isfinite(log_errors)])
+    return float(np.median(np.abs(e))) if e.size else None
+
+
+def _stats(errors: list[float]) -> dict[str, Any]:
+    e = np.asarray(errors, dtype=np.float64)
+    if not e.size:
+        return {"count": 0}
+    return {"count": int(e.size), "median_abs": float(np.median(np.abs(e))),
+            "p90_abs": float(np.quantile(np.abs(e), 0.9)), "median_signed": float(np.median(e))}
+
+
+def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every device with published records: its fit (or, for measured devices, its held-out error) and the
+    Calibration it then carries; the held-out errors pooled overall and per device, metric, engine,
+    source and weight precision."""
+    by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_device[r["hardware"]].append(r)
+    devices: dict[str, Any] = {}
+    pooled: list[tuple[dict[str, Any], float]] = []
+    for name, rows in sorted(by_device.items()):
+        hw = load_hardware(name)
+        if name in MEASURED:
+            held = [r for r in rows if not fitted_on(r)]
+            errors = _pairs(held, _log_errors(held, hw))
+            band = _band(errors)
+            cal = Calibration(status="measured", records=len(errors), sources=len({r["source"] for r, _ in errors}),
+                              error_band=band, evidence="kernel model fitted on costsim's own microbenchmark of "
+                              "this device; band: its published serving records no fit saw")
+            devices[name] = {"calibration": cal, "scale": 1.0, "step_s": 0.0, "records": len(rows)}
+            pooled += errors
+            continue
+        fit = fit_device(rows, hw)
+        held = _pairs(rows, fit["held_out"])
+        before = _pairs(rows, fit["before"])
+        held_band, before_band = _band(held), _band(before)
+        # the terms are applied only where sources they did not see agree better than with no terms at all
+        credible = held_band is not None and before_band is not None and held_band < before_band
+        if credible:
+            errors, band, evidence = held, held_band, "terms fitted; band: leave-one-source-out"
+        else:
+            errors, band = before, before_band
+            evidence = ("terms not applied: " + ("one source, nothing checks a fit" if held_band is None else
+                        f"leave-one-source-out ({held_band:.0%}) no better than none ({before_band:.0%})")
+                        + "; band: the kernel model on these records, which no fit saw")
+            fit = {**fit, "scale": 1.0, "step_s": 0.0}
+        if not errors:  # records, but none costsim can run as published: no evidence on this device yet
+            cal = Calibration(status="datasheet", evidence=f"{len(rows)} published records, none that costsim serve "
+                              "reproduces as published (see costsim validate measurements/published/)")
+        else:
+            cal = Calibration(status="published", records=len(errors),
+                              sources=len({r["source"] for r, _ in errors}), error_band=band, evidence=evidence)
+        devices[name] = {"calibration": cal, "applied": credible, "held_out_median_abs": held_band,
+                         **{k: v for k, v in fit.items() if k not in ("held_out", "before")}}
+        pooled += errors
+    summary = {"overall": _stats([e for _, e in pooled])}
+    for key in ("hardware", "metric", "engine", "source", "weight_dtype"):
+        groups: dict[str, list[float]] = defaultdict(list)
+        for r, e in pooled:
+            groups[str(r[key])].append(e)
+        summary[f"by_{key}"] = {k: _stats(v) for k, v in sorted(groups.items())}
+    tpot = defaultdict(list)
+    for r, e in pooled:
+        if r["metric"] in ("tpot_s", "itl_s"):
+            tpot[r["hardware"]].append(e)
+    summary["tpot_bias_by_hardware"] = {k: _stats(v) for k, v in sorted(tpot.items())}
+    return {"devices": devices, "summary": summary}
+
+
+def write_calibration(path: Path, device: dict[str, Any]) -> None:
+    """Store a device's two fitted terms in its profile's [efficiency] table and its [calibration] table,
+    in place; the rest of the file is kept as it is."""
+    import datetime as dt
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"^\[calibration\]\n(?:(?!^\[).*\n?)*", "", text, flags=re.M).rstrip("\n") + "\n"
+    terms = {"published_time_scale": device["scale"], "published_step_s": device["step_s"]}
+    section = re.search(r"^\[efficiency\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M)
+    if section is None:
+        text += "\n[efficiency]\n" + "".join(f"{k} = {v:.6g}\n" for k, v in terms.items())
+    else:
+        body = section.group(1)
+        for key, value in terms.items():
+            line = f"{key} = {value:.6g}"
+            pattern = re.compile(rf"^{key}\s*=.*$", flags=re.M)
+            body = pattern.sub(line, body) if pattern.search(body) else body.rstrip("\n") + f"\n{line}\n"
+        text = text[: section.start(1)] + body.rstrip("\n") + "\n\n" + text[section.end(1):].lstrip("\n")
+    cal: Calibration = device["calibration"]
+    lines = [f'status = "{cal.status}"', f"records = {cal.records}", f"sources = {cal.sources}"]
+    if cal.error_band is not None:
+        lines.append(f"error_band = {cal.error_band:.4f}")
+    lines.append(f'evidence = "{cal.evidence}; costsim calibrate --published, {dt.date.today().isoformat()}"')
+    text = text.rstrip("\n") + "\n\n[calibration]\n" + "\n".join(lines) + "\n"
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
