@@ -26,6 +26,8 @@ class Dtype(StrEnum):
     fp8 = "fp8"
     int8 = "int8"
     fp4 = "fp4"
+    nvfp4 = "nvfp4"
+    mxfp4 = "mxfp4"
     int4 = "int4"
 
 

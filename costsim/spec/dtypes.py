@@ -6,8 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-DtypeName = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+DtypeName = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "nvfp4", "mxfp4", "int4"]
 
+# Block-scaled 4-bit formats store a scale beside every block of 4-bit E2M1 values: NVFP4 one FP8 (E4M3)
+# byte per 16 values (4.5 bits a value; its per-tensor FP32 scale is negligible), OCP MXFP4 one E8M0
+# byte per 32 (4.25 bits). "fp4" is the bare 4-bit element, scales not counted. FP8 with DeepSeek's
+# 128 x 128 block scales adds one FP32 per 16,384 values (0.02%), left out. Sources: docs/methodology.md.
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4.0,
     "tf32": 4.0,
@@ -16,6 +20,8 @@ DTYPE_BYTES: dict[str, float] = {
     "fp8": 1.0,
     "int8": 1.0,
     "fp4": 0.5,
+    "nvfp4": 0.5 + 1.0 / 16,
+    "mxfp4": 0.5 + 1.0 / 32,
     "int4": 0.5,
 }
 

@@ -173,6 +173,8 @@ class HardwareProfile(BaseModel):
 # Triton / Marlin kernels), not at the fp8 rate: there is no fp4 -> fp8 path in the engines.
 _FALLBACK = {
     "fp4": ("fp4", "bf16"),
+    "nvfp4": ("nvfp4", "fp4", "bf16"),  # both block-scaled formats run at the chip's FP4 tensor rate
+    "mxfp4": ("mxfp4", "fp4", "bf16"),
     "int4": ("int4", "int8", "bf16"),
     "fp8": ("fp8", "bf16"),
     "int8": ("int8", "bf16"),
