@@ -61,16 +61,21 @@ def validation_table(stored: dict[str, Any]) -> str:
 
 
 def hardware_table(stored: dict[str, Any]) -> str:
-    lines = ["| profile | calibration | records (sources) | time scale | step time | no terms | fit, held out | "
-             "error band |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| profile | calibration | records (sources) | time scale | step time per engine | no terms | "
+             "fit, held out | error band |", "|---|---|---|---|---|---|---|---|"]
     for name, d in sorted(stored["devices"].items()):
         cal = d["calibration"]
         applied = "" if d.get("applied", True) else " (not applied)"
         lines.append(f"| {name} | {cal['status']} | {cal['records']} ({cal['sources']}) | {d['scale']:.3f}{applied} | "
-                     f"{d['step_s'] * 1e3:.2f} ms | {_pct(d.get('before_median_abs'))} | "
+                     f"{_steps(d['step_s'])} | {_pct(d.get('before_median_abs'))} | "
                      f"{_pct(d.get('held_out_median_abs'))} | {_pct(cal['error_band'])} |")
     return "\n".join(lines) + ("\n\nEvery other profile is `datasheet`: peaks only, no evidence yet; its answers say "
                                "\"uncalibrated: datasheet peaks only\".")
+
+
+def _steps(by_engine: dict[str, float]) -> str:
+    shown = [f"{e} {o * 1e3:.1f} ms" for e, o in sorted(by_engine.items()) if o > 0]
+    return ", ".join(shown) or "0"
 
 
 def _replace(text: str, table: str) -> str:

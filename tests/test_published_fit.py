@@ -12,7 +12,7 @@ import pytest
 import costsim
 from costsim.engine.timing import decode_step_time
 from costsim.evidence.published import predict, read_published
-from costsim.evidence.published_fit import SCALES, best, fit_device, with_terms
+from costsim.evidence.published_fit import SCALES, fit_device, with_terms
 from costsim.inputs.data import data_dir
 from costsim.inputs.hardware import hardware_names, load_hardware
 from costsim.spec.hardware import Calibration
@@ -37,11 +37,14 @@ def test_the_time_scale_multiplies_every_kernel_and_the_step_time_adds_per_engin
 
 
 def test_ties_go_to_no_correction():
+    from costsim.evidence.published_fit import choose
+
     settings = [(0.8, 0.0), (1.0, 0.0), (1.25, 0.0)]
+    engines, use = np.array(["vllm", "vllm"]), np.array([True, True])
     errors = np.log(np.array([[1.1, 0.9], [1.1, 0.9], [1.1, 0.9]]))  # every candidate equally good
-    assert best(errors, settings, np.array([True, True])) == 1
+    assert choose(errors, settings, engines, use)[0] == 1.0
     errors[2] = 0.0  # the last one is exact
-    assert best(errors, settings, np.array([True, True])) == 2
+    assert choose(errors, settings, engines, use)[0] == 1.25
 
 
 def test_the_fit_recovers_a_known_device_scale():
@@ -56,9 +59,22 @@ def test_the_fit_recovers_a_known_device_scale():
         assert why is None
         made.append({**r, "value": value, "source": f"source-{i % 2}"})  # two sources, three records each
     fit = fit_device(made, load_hardware("b200"))
-    assert fit["scale"] == pytest.approx(SCALES[20]) and fit["step_s"] == 0.0
+    assert fit["scale"] == pytest.approx(SCALES[20]) and set(fit["step_s"].values()) == {0.0}
     assert fit["fit_median_abs"] == pytest.approx(0.0, abs=1e-9)
     assert len(fit["folds"]) == 2 and all(f["scale"] == pytest.approx(SCALES[20]) for f in fit["folds"])
+
+
+def test_each_engine_gets_its_own_step_time():
+    from costsim.evidence.published_fit import choose
+
+    settings = [(s, o) for o in (0.0, 1e-3) for s in (1.0, 1.5)]
+    # records 0-1 (vllm) are exact with a 1 ms step, records 2-3 (sglang) with none, both at scale 1.5
+    errors = np.full((4, 4), 0.5)
+    errors[settings.index((1.5, 1e-3)), :2] = 0.0
+    errors[settings.index((1.5, 0.0)), 2:] = 0.0
+    scale, steps, chosen = choose(errors, settings, np.array(["vllm", "vllm", "sglang", "sglang"]),
+                                  np.ones(4, dtype=bool))
+    assert scale == 1.5 and steps == {"vllm": 1e-3, "sglang": 0.0} and np.all(chosen == 0.0)
 
 
 def test_the_label_says_what_the_evidence_is():
@@ -77,7 +93,8 @@ def test_every_profile_carries_the_calibration_the_stored_fit_gives_it():
             assert hw.calibration.status == d["calibration"]["status"]
             assert hw.calibration.records == d["calibration"]["records"]
             assert hw.efficiency.published_time_scale == pytest.approx(d["scale"], rel=1e-5)
-            assert hw.efficiency.published_step_s == pytest.approx(d["step_s"], abs=1e-9)
+            assert hw.efficiency.published_step_s_by_engine == pytest.approx({e: o for e, o in d["step_s"].items()
+                                                                              if o > 0}, abs=1e-9)
         else:
             assert hw.calibration.status == "datasheet" and hw.calibration.error_band is None
     assert load_hardware("h100-sxm").calibration.status == "measured"
@@ -101,3 +118,17 @@ def test_the_docs_tables_are_current():
 
     for path, text in published_tables.render_pages(json.loads(STORED.read_text(encoding="utf-8"))).items():
         assert path.read_text(encoding="utf-8") == text, f"{path.name} is stale: run python docs/published_tables.py"
+
+
+def test_the_readme_shows_the_bands_the_compare_command_prints(capsys):
+    """The README's compare example is the command's own output (rerun it after a refit)."""
+    from costsim.cli import main
+
+    readme = (data_dir("measurements").parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("```text\nhardware")[1].split("```")[0]
+    assert main(["compare", "-m", "llama-3.1-70b", "-H", "h100-sxm,h200,b200,gb200,mi300x,mi355x,l40s", "-c", "32k",
+                 "--weight-dtype", "fp8", "--kv-dtype", "fp8"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines()[1:]
+               if line.strip() and not line.startswith(("---", "x N"))]
+    assert ("hardware" + shown).strip().splitlines() == printed
+    assert "±" in shown and "uncalibrated" in shown

@@ -2,11 +2,11 @@
 with a leave-one-source-out error, and the calibration status every profile then carries.
 
 Two terms per device (spec/hardware.py): `published_time_scale` multiplies every kernel of a step (the
-kernel model's error on that device as a whole: efficiencies it was never measured for), and
-`published_step_s` adds a fixed time per engine step (host, driver and scheduler time of that device
-family, e.g. a constant per step that no kernel explains). Both are found on a grid by the median
-|log(predicted / measured)| over the device's records, each record predicted through `costsim serve`
-(evidence/published.py) with the candidate values.
+kernel model's error on that device as a whole: efficiencies it was never measured for), and a fixed
+time per engine step for each engine (`published_step_s_by_engine`: host, driver and scheduler time of
+that engine on that device family, e.g. a constant per step that no kernel explains). Both are found on
+a grid by the median |log(predicted / measured)| over the device's records, each record predicted through
+`costsim serve` (evidence/published.py) with the candidate values.
 
 Leave-one-source-out: for each source of a device, the two terms are fitted on the device's other
 sources and the source's own records are predicted with them. The terms are applied to the profile only
@@ -35,7 +35,8 @@ MEASURED = ("h100-sxm", "h200")  # devices costsim's own microbenchmark fitted
 
 
 def with_terms(hw: HardwareProfile, scale: float, step_s: float) -> HardwareProfile:
-    eff = hw.efficiency.model_copy(update={"published_time_scale": float(scale), "published_step_s": float(step_s)})
+    eff = hw.efficiency.model_copy(update={"published_time_scale": float(scale), "published_step_s": float(step_s),
+                                           "published_step_s_by_engine": {}})
     return hw.model_copy(update={"efficiency": eff})
 
 
@@ -55,38 +56,56 @@ def grid(records: list[dict[str, Any]], hw: HardwareProfile) -> tuple[list[tuple
     return settings, errors
 
 
-def best(errors: np.ndarray, settings: list[tuple[float, float]], use: np.ndarray) -> int:
-    """The candidate with the lowest median |log error| on the records in `use`; ties go to the one
-    nearest to no correction."""
-    part = np.abs(errors[:, use])
-    scores = np.array([np.nanmedian(row) if np.isfinite(row).any() else np.inf for row in part])
-    distance = np.array([abs(np.log(s)) + o * 100.0 for s, o in settings])
-    return int(np.lexsort((distance, np.round(scores, 6)))[0])
+def choose(errors: np.ndarray, settings: list[tuple[float, float]], engines: np.ndarray,
+           use: np.ndarray) -> tuple[float, dict[str, float], np.ndarray]:
+    """The device's time scale, and a step time per engine, with the lowest median |log error| on the records
+    in `use`; every record's log error under them (an engine absent from `use` gets no step time). Ties go
+    to the smaller correction."""
+    index = {setting: k for k, setting in enumerate(settings)}
+    scales, steps = sorted({s for s, _ in settings}), sorted({o for _, o in settings})
+    best: tuple[tuple[float, float], float, dict[str, float], np.ndarray] | None = None
+    for scale in scales:
+        step_of: dict[str, float] = {}
+        for engine in sorted(set(engines[use])):
+            rows = use & (engines == engine)
+            scores = [_score(errors[index[(scale, o)], rows]) for o in steps]
+            step_of[engine] = steps[int(np.argmin(scores))]  # the first of equal scores: the smallest step
+        chosen = np.full(errors.shape[1], np.nan)
+        for engine in set(engines):
+            rows = engines == engine
+            chosen[rows] = errors[index[(scale, step_of.get(engine, 0.0))], rows]
+        key = (round(_score(chosen[use]), 6), abs(np.log(scale)))
+        if best is None or key < best[0]:
+            best = (key, scale, step_of, chosen)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def _score(log_errors: np.ndarray) -> float:
+    finite = log_errors[np.isfinite(log_errors)]
+    return float(np.median(np.abs(finite))) if finite.size else np.inf
 
 
 def fit_device(records: list[dict[str, Any]], hw: HardwareProfile) -> dict[str, Any]:
     """The fitted terms on all of a device's records, and each source predicted by a fit that did not see it."""
     settings, errors = grid(records, hw)
     sources = np.array([r["source"] for r in records])
-    everything = np.ones(len(records), dtype=bool)
-    chosen = best(errors, settings, everything)
+    engines = np.array([r["engine"] for r in records])
+    scale, steps, fitted = choose(errors, settings, engines, np.ones(len(records), dtype=bool))
     held = np.full(len(records), np.nan)
     folds = []
     for source in sorted(set(sources)):
         inside = sources == source
         if inside.all():
             break  # one source: nothing to hold out against
-        k = best(errors, settings, ~inside)
-        held[inside] = errors[k, inside]
-        folds.append({"source": source, "records": int(inside.sum()), "scale": settings[k][0],
-                      "step_s": settings[k][1], "held_out_median_abs": _median_abs(errors[k, inside])})
-    baseline = settings.index((1.0, 0.0)) if (1.0, 0.0) in settings else None
-    return {"scale": settings[chosen][0], "step_s": settings[chosen][1], "records": len(records),
-            "predicted": int(np.isfinite(errors[chosen]).sum()), "sources": len(set(sources)),
-            "fit_median_abs": _median_abs(errors[chosen]),
-            "before_median_abs": None if baseline is None else _median_abs(errors[baseline]),
-            "held_out": held, "before": errors[baseline] if baseline is not None else np.full(len(records), np.nan),
-            "folds": folds}
+        k_scale, k_steps, k_errors = choose(errors, settings, engines, ~inside)
+        held[inside] = k_errors[inside]
+        folds.append({"source": str(source), "records": int(inside.sum()), "scale": k_scale, "step_s": k_steps,
+                      "held_out_median_abs": _median_abs(k_errors[inside])})
+    before = errors[settings.index((1.0, 0.0))]
+    return {"scale": scale, "step_s": steps, "records": len(records), "predicted": int(np.isfinite(fitted).sum()),
+            "sources": len(set(sources)), "fit_median_abs": _median_abs(fitted),
+            "before_median_abs": _median_abs(before), "held_out": held, "before": before, "folds": folds}
 
 
 def _pairs(rows: list[dict[str, Any]], log_errors: np.ndarray) -> list[tuple[dict[str, Any], float]]:
@@ -128,7 +147,7 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
             cal = Calibration(status="measured", records=len(errors), sources=len({r["source"] for r, _ in errors}),
                               error_band=band, evidence="kernel model fitted on costsim's own microbenchmark of "
                               "this device; band: its published serving records no fit saw")
-            devices[name] = {"calibration": cal, "scale": 1.0, "step_s": 0.0, "records": len(rows)}
+            devices[name] = {"calibration": cal, "scale": 1.0, "step_s": {}, "records": len(rows)}
             pooled += errors
             continue
         fit = fit_device(rows, hw)
@@ -144,7 +163,7 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
             evidence = ("terms not applied: " + ("one source, nothing checks a fit" if held_band is None else
                         f"leave-one-source-out ({held_band:.0%}) no better than none ({before_band:.0%})")
                         + "; band: the kernel model on these records, which no fit saw")
-            fit = {**fit, "scale": 1.0, "step_s": 0.0}
+            fit = {**fit, "scale": 1.0, "step_s": {}}
         if not errors:  # records, but none costsim can run as published: no evidence on this device yet
             cal = Calibration(status="datasheet", evidence=f"{len(rows)} published records, none that costsim serve "
                               "reproduces as published (see costsim validate measurements/published/)")
@@ -176,7 +195,8 @@ def write_calibration(path: Path, device: dict[str, Any]) -> None:
 
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"^\[calibration\]\n(?:(?!^\[).*\n?)*", "", text, flags=re.M).rstrip("\n") + "\n"
-    terms = {"published_time_scale": device["scale"], "published_step_s": device["step_s"]}
+    text = re.sub(r"^\[efficiency\.published_step_s_by_engine\]\n(?:(?!^\[).*\n?)*", "", text, flags=re.M)
+    terms = {"published_time_scale": device["scale"], "published_step_s": 0.0}
     section = re.search(r"^\[efficiency\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M)
     if section is None:
         text += "\n[efficiency]\n" + "".join(f"{k} = {v:.6g}\n" for k, v in terms.items())
@@ -193,6 +213,9 @@ def write_calibration(path: Path, device: dict[str, Any]) -> None:
         lines.append(f"error_band = {cal.error_band:.4f}")
     lines.append(f'evidence = "{cal.evidence}; costsim calibrate --published, {dt.date.today().isoformat()}"')
     text = text.rstrip("\n") + "\n\n[calibration]\n" + "\n".join(lines) + "\n"
+    steps = {e: o for e, o in device["step_s"].items() if o > 0}
+    if steps:
+        text += "\n[efficiency.published_step_s_by_engine]\n" + "".join(f"{e} = {o:.6g}\n" for e, o in steps.items())
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

@@ -131,7 +131,8 @@ class Replica:
         GPU's, or overlapped with it (max of the two) where the engine schedules ahead; no engine: the GPU's."""
         if self.engine is None:
             return gpu
-        gpu = gpu + self.hw.efficiency.published_step_s  # this device's own time per engine step (published fit)
+        eff = self.hw.efficiency  # this device's own time per engine step (published fit)
+        gpu = gpu + eff.published_step_s_by_engine.get(self.engine.name, eff.published_step_s)
         o = self.engine.overheads
         cpu = o.step_s + o.per_sequence_s * np.asarray(sequences, dtype=np.float64)
         return np.maximum(gpu, cpu) if o.overlapped else gpu + cpu

@@ -61,6 +61,9 @@ class Efficiency(BaseModel):
     published_step_s: float = Field(
         0.0, ge=0, description="time per engine step on this device beyond the kernel model and the engine's own "
         "CPU time (driver, host, scheduler on this device family), fitted with published_time_scale; 0 = not fitted")
+    published_step_s_by_engine: dict[str, float] = Field(
+        default_factory=dict, description="published_step_s per engine where the fit tells engines apart "
+        "(an engine not listed takes published_step_s)")
     implementations: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="per kernel implementation, keyed '<source>/<op>' (e.g. 'fla/linear_prefill'): fitted "
