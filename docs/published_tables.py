@@ -61,12 +61,13 @@ def validation_table(stored: dict[str, Any]) -> str:
 
 
 def hardware_table(stored: dict[str, Any]) -> str:
-    lines = ["| profile | calibration | records (sources) | time scale | step time per engine | no terms | "
-             "fit, held out | error band |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| profile | fitted with | calibration | records (sources) | time scale | step time per engine | "
+             "no terms | fit, held out | error band |", "|---|---|---|---|---|---|---|---|---|"]
     for name, d in sorted(stored["devices"].items()):
         cal = d["calibration"]
         applied = "" if d.get("applied", True) else " (not applied)"
-        lines.append(f"| {name} | {cal['status']} | {cal['records']} ({cal['sources']}) | {d['scale']:.3f}{applied} | "
+        lines.append(f"| {name} | {d.get('family', '-')} | {cal['status']} | {cal['records']} ({cal['sources']}) | "
+                     f"{d['scale']:.3f}{applied} | "
                      f"{_steps(d['step_s'])} | {_pct(d.get('before_median_abs'))} | "
                      f"{_pct(d.get('held_out_median_abs'))} | {_pct(cal['error_band'])} |")
     return "\n".join(lines) + ("\n\nEvery other profile is `datasheet`: peaks only, no evidence yet; its answers say "

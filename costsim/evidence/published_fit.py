@@ -8,7 +8,9 @@ that engine on that device family, e.g. a constant per step that no kernel expla
 a grid by the median |log(predicted / measured)| over the device's records, each record predicted through
 `costsim serve` (evidence/published.py) with the candidate values.
 
-Leave-one-source-out: for each source of a device, the two terms are fitted on the device's other
+Devices of one architecture (FAMILIES: Blackwell's B200, B300, GB200, GB300; CDNA3's MI300X and MI325X)
+are fitted together and share the terms, so a source that covers only one of them is checked by the
+others'. Leave-one-source-out: for each source of a device, the two terms are fitted on the device's other
 sources and the source's own records are predicted with them. The terms are applied to the profile only
 where those held-out predictions beat the kernel model without them; the device's error band is then
 their median |error|. Elsewhere (one source, or a fit other sources do not confirm) the terms stay at
@@ -32,6 +34,8 @@ from costsim.spec.hardware import Calibration, HardwareProfile
 SCALES = np.geomspace(0.4, 2.5, 33)  # 5.9% apart, 1.0 in the middle
 STEPS_S = (0.0, 0.5e-3, 1e-3, 2e-3)
 MEASURED = ("h100-sxm", "h200")  # devices costsim's own microbenchmark fitted
+# devices of one architecture share the two terms, so a source of one checks the fit of another
+FAMILIES = {"blackwell": ("b200", "b300", "gb200", "gb300"), "cdna3": ("mi300x", "mi325x")}
 
 
 def with_terms(hw: HardwareProfile, scale: float, step_s: float) -> HardwareProfile:
@@ -49,10 +53,17 @@ def _log_errors(records: list[dict[str, Any]], hw: HardwareProfile) -> np.ndarra
     return out
 
 
-def grid(records: list[dict[str, Any]], hw: HardwareProfile) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Every (scale, step) candidate and the log errors of every record under it (NaN: not predicted)."""
+def grid(records: list[dict[str, Any]],
+         profiles: dict[str, HardwareProfile]) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Every (scale, step) candidate and the log errors of every record under it, each record on its own
+    device's profile with the candidate terms (NaN: not predicted)."""
     settings = [(float(s), float(o)) for o in STEPS_S for s in SCALES]
-    errors = np.stack([_log_errors(records, with_terms(hw, s, o)) for s, o in settings])
+    errors = np.empty((len(settings), len(records)))
+    for name, hw in profiles.items():
+        mine = [i for i, r in enumerate(records) if r["hardware"] == name]
+        subset = [records[i] for i in mine]
+        for k, (s, o) in enumerate(settings):
+            errors[k, mine] = _log_errors(subset, with_terms(hw, s, o))
     return settings, errors
 
 
@@ -86,9 +97,10 @@ def _score(log_errors: np.ndarray) -> float:
     return float(np.median(np.abs(finite))) if finite.size else np.inf
 
 
-def fit_device(records: list[dict[str, Any]], hw: HardwareProfile) -> dict[str, Any]:
-    """The fitted terms on all of a device's records, and each source predicted by a fit that did not see it."""
-    settings, errors = grid(records, hw)
+def fit_device(records: list[dict[str, Any]], hw: HardwareProfile | dict[str, HardwareProfile]) -> dict[str, Any]:
+    """The fitted terms on all the records of a device (or of a family of devices, `hw` then a profile per
+    name), and each source predicted by a fit that did not see it."""
+    settings, errors = grid(records, hw if isinstance(hw, dict) else {hw.name: hw})
     sources = np.array([r["source"] for r in records])
     engines = np.array([r["engine"] for r in records])
     scale, steps, fitted = choose(errors, settings, engines, np.ones(len(records), dtype=bool))
@@ -105,7 +117,8 @@ def fit_device(records: list[dict[str, Any]], hw: HardwareProfile) -> dict[str, 
     before = errors[settings.index((1.0, 0.0))]
     return {"scale": scale, "step_s": steps, "records": len(records), "predicted": int(np.isfinite(fitted).sum()),
             "sources": len(set(sources)), "fit_median_abs": _median_abs(fitted),
-            "before_median_abs": _median_abs(before), "held_out": held, "before": before, "folds": folds}
+            "before_median_abs": _median_abs(before), "held_out": held, "before": before, "fitted": fitted,
+            "folds": folds}
 
 
 def _pairs(rows: list[dict[str, Any]], log_errors: np.ndarray) -> list[tuple[dict[str, Any], float]]:
@@ -137,6 +150,7 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
     for r in records:
         by_device[r["hardware"]].append(r)
     devices: dict[str, Any] = {}
+    fits: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     pooled: list[tuple[dict[str, Any], float]] = []
     for name, rows in sorted(by_device.items()):
         hw = load_hardware(name)
@@ -150,28 +164,36 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
             devices[name] = {"calibration": cal, "scale": 1.0, "step_s": {}, "records": len(rows)}
             pooled += errors
             continue
-        fit = fit_device(rows, hw)
-        held = _pairs(rows, fit["held_out"])
-        before = _pairs(rows, fit["before"])
+        family = next((f for f, members in FAMILIES.items() if name in members), name)
+        if family not in fits:
+            together = [r for r in records if r["hardware"] in FAMILIES.get(family, (name,))
+                        and r["hardware"] not in MEASURED]
+            fits[family] = (together, fit_device(together, {r["hardware"]: load_hardware(r["hardware"])
+                                                            for r in together}))
+        together, fit = fits[family]
+        mine = np.array([r["hardware"] == name for r in together])
+        held = _pairs(rows, fit["held_out"][mine])
+        before = _pairs(rows, fit["before"][mine])
         held_band, before_band = _band(held), _band(before)
         # the terms are applied only where sources they did not see agree better than with no terms at all
         credible = held_band is not None and before_band is not None and held_band < before_band
+        terms = {"scale": fit["scale"], "step_s": fit["step_s"]} if credible else {"scale": 1.0, "step_s": {}}
         if credible:
-            errors, band, evidence = held, held_band, "terms fitted; band: leave-one-source-out"
+            errors, band, evidence = held, held_band, f"terms fitted on the {family} family; band: leave-one-source-out"
         else:
             errors, band = before, before_band
             evidence = ("terms not applied: " + ("one source, nothing checks a fit" if held_band is None else
                         f"leave-one-source-out ({held_band:.0%}) no better than none ({before_band:.0%})")
                         + "; band: the kernel model on these records, which no fit saw")
-            fit = {**fit, "scale": 1.0, "step_s": {}}
         if not errors:  # records, but none costsim can run as published: no evidence on this device yet
             cal = Calibration(status="datasheet", evidence=f"{len(rows)} published records, none that costsim serve "
                               "reproduces as published (see costsim validate measurements/published/)")
         else:
             cal = Calibration(status="published", records=len(errors),
                               sources=len({r["source"] for r, _ in errors}), error_band=band, evidence=evidence)
-        devices[name] = {"calibration": cal, "applied": credible, "held_out_median_abs": held_band,
-                         **{k: v for k, v in fit.items() if k not in ("held_out", "before")}}
+        devices[name] = {"calibration": cal, "applied": credible, "family": family, **terms, "records": len(rows),
+                         "before_median_abs": before_band, "held_out_median_abs": held_band,
+                         "fit_median_abs": _median_abs(fit["fitted"][mine]), "folds": fit["folds"]}
         pooled += errors
     summary = {"overall": _stats([e for _, e in pooled])}
     for key in ("hardware", "metric", "engine", "source", "weight_dtype"):
