@@ -78,7 +78,13 @@ def _validate_published(files: list[str], fmt: Format, output: str | None) -> No
         _write(dumps_csv([{k: v for k, v in r.items() if k not in ("layout", "quote")} for r in result["records"]]),
                output)
         return
-    rows = [[k, v["count"], f"{v['median_signed']:+.1%}", f"{v['median_abs']:.1%}", f"{v['p90_abs']:.1%}",
+    def label(key: str) -> str:  # a source's address without its commit, shortened for the table (JSON: whole)
+        import re
+
+        key = re.sub(r"@[0-9a-f]{7,40}$", "", key).replace("source:github:", "source:")
+        return key if len(key) <= 72 else key[:key.index(":") + 1] + "..." + key[-(68 - key.index(":")):]
+
+    rows = [[label(k), v["count"], f"{v['median_signed']:+.1%}", f"{v['median_abs']:.1%}", f"{v['p90_abs']:.1%}",
              f"{v['max_abs']:.1%}"] for k, v in result["summary"].items() if isinstance(v, dict)]
     text = dumps_table(["set/metric[:group]", "records", "median err", "median |err|", "p90 |err|", "max |err|"],
                        rows, title="costsim serve vs published measurements (err = predicted/measured - 1)")
