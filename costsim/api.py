@@ -28,7 +28,8 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def list_hardware() -> list[dict[str, Any]]:
-    """The accelerator profiles: peaks, memory, bandwidth and price."""
+    """The accelerator profiles: peaks, memory, bandwidth, price, and what their timing rests on (calibration
+    status and error band)."""
     from costsim.inputs.hardware import hardware_names, load_hardware
 
     rows = []
@@ -39,7 +40,7 @@ def list_hardware() -> list[dict[str, Any]]:
             "bf16_dense_tflops": hw.dense_tflops.get("bf16", hw.dense_tflops.get("fp16")),
             "fp8_dense_tflops": hw.dense_tflops.get("fp8"), "memory_gb": hw.memory_gb,
             "hbm_bandwidth_tb_s": hw.hbm_bandwidth_tb_s, "usd_per_hour": hw.usd_per_hour,
-            "price_date": hw.price_date,
+            "price_date": hw.price_date, "calibration": hw.calibration.status, "error_band": hw.calibration.error_band,
         })
     return rows
 

@@ -62,9 +62,10 @@ def hardware_list(fmt: FormatOpt = Format.table, output: OutputOpt = None) -> No
 
     rows = list_hardware()
     _render(fmt, output, rows, rows, lambda: dumps_table(
-        ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h"],
+        ["name", "device", "bf16 TFLOP/s", "fp8 TFLOP/s", "memory GB", "TB/s", "USD/h", "calibration", "error band"],
         [[r["name"], r["display_name"], r["bf16_dense_tflops"], r["fp8_dense_tflops"] or "-", r["memory_gb"],
-          r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}"] for r in rows]))
+          r["hbm_bandwidth_tb_s"], f"{r['usd_per_hour']:.2f}", r["calibration"],
+          "-" if r["error_band"] is None else f"±{r['error_band']:.0%}"] for r in rows]))
 
 
 def _inspect_table(r: dict[str, Any]) -> str:
