@@ -132,3 +132,14 @@ def test_the_readme_shows_the_bands_the_compare_command_prints(capsys):
                if line.strip() and not line.startswith(("---", "x N"))]
     assert ("hardware" + shown).strip().splitlines() == printed
     assert "±" in shown and "uncalibrated" in shown
+
+
+def test_bad_published_input_is_one_line(tmp_path, capsys):
+    from costsim.cli import main
+
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "a folder with no .jsonl files" in capsys.readouterr().err
+    assert main(["calibrate", "--published", str(tmp_path / "none.jsonl")]) == 2
+    assert "no such published-measurement file" in capsys.readouterr().err
+    assert main(["calibrate"]) == 2
+    assert "give the measurement .jsonl files" in capsys.readouterr().err
