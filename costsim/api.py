@@ -83,7 +83,8 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
              batch: int | str | None = "auto", tpot_ms: float | None = None, price: float | None = None,
              weights: str = "bf16", kv_cache: str = "bf16", state: str = "fp32",
              prompt: int | str | None = None, output_tokens: int | str | None = None,
-             engine: Any = "vllm", single_device: bool = False, max_devices: int = 72) -> dict[str, Any]:
+             engine: Any = "vllm", single_device: bool = False, max_devices: int = 72,
+             experts: str | None = None) -> dict[str, Any]:
     """The `costsim estimate` result as a dict (keys of the JSON contract in docs/contracts.md); the batch, step
     times and dollars are `engine`'s (vllm by default, as on the command line; sglang, trtllm, pytorch-eager
     or a profile .toml); None or 'none' is costsim's own kernel list and 10% reserve (`--engine none`). A
@@ -107,7 +108,7 @@ def estimate(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm"
     n = parse_tokens(context, "--context")
     b: int | None
     b = None if batch is None or str(batch).strip().lower() == "auto" else parse_tokens(batch, "--batch")
-    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state, experts=experts)
     target = None if tpot_ms is None else tpot_ms / 1e3
     eng = _engine_for(engine, spec, hw)
     if prompt is not None or output_tokens is not None:
@@ -235,7 +236,7 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
           layout: str | None = None, isl: int | str = 1024, osl: int | str = 1024,
           concurrency: Any = None, request_rate: Any = None, offline: bool = False, requests: int | str = 1000,
           speculative: str | None = None, price: float | None = None, weights: str = "bf16",
-          kv_cache: str = "bf16", state: str = "fp32") -> list[dict[str, Any]]:
+          kv_cache: str = "bf16", state: str = "fp32", experts: str | None = None) -> list[dict[str, Any]]:
     """The `costsim serve` rows: one per load level (concurrency N users, a Poisson request rate, or an
     offline batch of requests), with throughput per device and per user, TTFT / TPOT / ITL (mean, p50,
     p99) and $/Mtok, as the engine's step loop gives them (docs/serving.md)."""
@@ -271,7 +272,7 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
         if n > 1e9:
             raise CostsimError(f"--requests: {n:,} is beyond any benchmark; give at most 1e9")
         work = Workload(prompt, out, offline_requests=n)
-    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state, experts=experts)
     evidence = hw.evidence_fields()
     return [{**row, **evidence} for row in run_serve(spec, hw, dep, lay, eng, work, speculative)]
 
@@ -279,7 +280,7 @@ def serve(model: str | ModelSpec = "llama-3.1-8b", hardware: str = "h100-sxm", *
 def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm,h200,b200", *,
              engine: Any = "vllm", isl: int | str = 1024, osl: int | str = 1024, max_devices: int = 8,
              speculative: str | None = None, weights: str = "bf16", kv_cache: str = "bf16",
-             state: str = "fp32") -> dict[str, Any]:
+             state: str = "fp32", experts: str | None = None) -> dict[str, Any]:
     """The throughput-interactivity frontier per hardware: the Pareto set of (tokens/s per user, output
     tokens/s per device) over layouts up to max_devices and concurrency levels, each with its $/Mtok."""
     from costsim.errors import CostsimError
@@ -301,7 +302,7 @@ def frontier(model: str | ModelSpec = "llama-3.1-70b", hardware: str = "h100-sxm
     prompt, out = parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl")
     if prompt + out > 100_000_000:
         raise CostsimError(f"--isl/--osl: {prompt + out:,} tokens per request; at most 100M")
-    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state)
+    dep = Deployment(weights=weights, kv_cache=kv_cache, state=state, experts=experts)
     return run_frontier(spec, [load_hardware(n) for n in names], dep, eng, prompt, out, max_devices,
                         speculation_for(eng, speculative))
 

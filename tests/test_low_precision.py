@@ -40,3 +40,21 @@ def test_a_smaller_cache_type_holds_more_sequences(kv):
     small = costsim.estimate("llama-3.1-8b", "b200", context="32k", kv_cache=kv, engine=None)
     assert small["cache_bytes_per_sequence"] == pytest.approx(base["cache_bytes_per_sequence"] * dtype_bytes(kv) / 2)
     assert small["max_batch"] > base["max_batch"]
+
+
+def test_routed_experts_can_be_stored_apart():
+    """gpt-oss-120b: MXFP4 routed experts beside bf16 attention, as its checkpoint ships it."""
+    from costsim.families import model_costs as mc
+    from costsim.spec.dtypes import Precision
+
+    spec = costsim.load_model("gpt-oss-120b")
+    total, routed = mc.param_counts(spec).total, mc.routed_expert_params(spec)
+    # 36 layers x 128 experts x 3 x 2,880 x 2,880 weights, plus their biases (2 x 2,880 + 2,880 each)
+    assert routed == 36 * 128 * (3 * 2880 * 2880 + 3 * 2880)
+    mixed = mc.weight_bytes(spec, Precision(weights="bf16", experts="mxfp4"))
+    assert mixed == (total - routed) * 2 + routed * 17 / 32
+    assert mc.weight_bytes(spec, Precision(weights="bf16")) == total * 2
+    # one H100 holds the mixed checkpoint, not the bf16 one
+    rows = costsim.serve("gpt-oss-120b", "h100-sxm", concurrency="8", experts="mxfp4")
+    assert rows[0]["fits_memory"] and rows[0]["tpot_s"]["p50"] > 0
+    assert not costsim.serve("gpt-oss-120b", "h100-sxm", concurrency="8")[0]["fits_memory"]

@@ -51,7 +51,7 @@ def inspect_model(spec: ModelSpec, context: int, p: Precision | None = None, bat
         "params_embedding": counts.embedding,
         "params_active_without_embedding": counts.active_without_embedding,
         "params_by_part": counts.by_part,
-        "weight_bytes": counts.total * p.weight_bytes,
+        "weight_bytes": mc.weight_bytes(spec, p),
         "cache_bytes_per_token": growing_cache_bytes_per_token(spec, p),
         "cache_bytes_fixed": fixed_cache_bytes(spec, p),
         "cache_bytes_per_sequence": sum(by_kind.values()),

@@ -41,6 +41,9 @@ KvDtypeOpt = Annotated[Dtype, typer.Option(help="KV / latent cache type")]
 
 
 StateDtypeOpt = Annotated[Dtype, typer.Option(help="recurrent state type")]
+ExpertDtypeOpt = Annotated[Dtype | None, typer.Option(
+    "--expert-dtype", help="routed experts' weight type where the checkpoint stores them apart (gpt-oss: mxfp4 "
+    "experts, bf16 attention); default: --weight-dtype")]
 
 
 PriceOpt = Annotated[float | None, typer.Option(help="override the profile's USD per device-hour")]

@@ -12,6 +12,7 @@ from costsim.cli.common import (
     ContextOpt,
     Dtype,
     EngineOpt,
+    ExpertDtypeOpt,
     Format,
     FormatOpt,
     KvDtypeOpt,
@@ -38,6 +39,7 @@ def estimate(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    expert_dtype: ExpertDtypeOpt = None,
     layout: Annotated[str | None, typer.Option(help="several devices: tp=8,pp=2 (tp, cp, pp, ep, dp); "
                                                    "see costsim plan")] = None,
     single_device: SingleDeviceOpt = False,
@@ -67,7 +69,7 @@ def estimate(
     result = run_estimate(model, hardware, context=context, batch=batch, tpot_ms=tpot_ms, price=price,
                           weights=weight_dtype.value, kv_cache=kv_dtype.value, state=state_dtype.value,
                           prompt=prompt, output_tokens=output_tokens, engine=engine, single_device=single_device,
-                          max_devices=max_devices)
+                          max_devices=max_devices, experts=expert_dtype.value if expert_dtype else None)
     _render(fmt, output, result, [result], lambda: _estimate_table(result))
     _warn(result.get("warnings", []))
 

@@ -10,6 +10,7 @@ from costsim.cli.common import (
     DEFAULT_HARDWARE,
     Dtype,
     EngineOpt,
+    ExpertDtypeOpt,
     Format,
     FormatOpt,
     KvDtypeOpt,
@@ -90,6 +91,7 @@ def serve(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    expert_dtype: ExpertDtypeOpt = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
 ) -> None:
@@ -102,7 +104,7 @@ def serve(
     rows = run_serve(model, hardware, engine=engine, layout=layout, isl=isl, osl=osl,
                      concurrency=concurrency, request_rate=request_rate, offline=offline, requests=requests,
                      speculative=speculative, price=price, weights=weight_dtype.value, kv_cache=kv_dtype.value,
-                     state=state_dtype.value)
+                     state=state_dtype.value, experts=expert_dtype.value if expert_dtype else None)
     flat = [{k: v for k, v in r.items() if k not in ("evidence", "layout", *TIMED)} | _flat_times(r) for r in rows]
     _render(fmt, output, rows if len(rows) > 1 else rows[0], flat, lambda: _serve_table(rows))
 
@@ -130,6 +132,7 @@ def frontier(
     weight_dtype: WeightDtypeOpt = Dtype.bf16,
     kv_dtype: KvDtypeOpt = Dtype.bf16,
     state_dtype: StateDtypeOpt = Dtype.fp32,
+    expert_dtype: ExpertDtypeOpt = None,
     plot: Annotated[str | None, typer.Option(help="write the frontier chart (HTML) here")] = None,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -141,7 +144,8 @@ def frontier(
 
     res = run_frontier(model, hardware, engine=engine, isl=isl, osl=osl,
                        max_devices=max_devices, speculative=speculative, weights=weight_dtype.value,
-                       kv_cache=kv_dtype.value, state=state_dtype.value)
+                       kv_cache=kv_dtype.value, state=state_dtype.value,
+                       experts=expert_dtype.value if expert_dtype else None)
     if plot:
         from costsim.output.plots import frontier_figure, write_html
 

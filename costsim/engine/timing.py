@@ -284,7 +284,10 @@ def _step_time(spec: ModelSpec, hw: HardwareProfile, p: Precision, phase: str, n
         if plan is not None and plan.fused_projections and not isinstance(block, ffn_family.MoEFFN):
             ffn_kernels = 2  # gate+up as one GEMM, then down; MoE: router, fused w13, w2 (3 already)
         mats, per_token = ffn_family.gemm_matrices(block, d)
-        add("gemm", count * (gemm_time(cost, hw, p, rows, gemm_depth_factor(hw, mats, per_token))
+        # routed experts stored apart (gpt-oss's MXFP4) run at their own type's rate; the block's GEMMs with them
+        rate = p.model_copy(update={"weights": p.expert_dtype}) if isinstance(block, ffn_family.MoEFFN) \
+            and p.experts is not None else p
+        add("gemm", count * (gemm_time(cost, hw, rate, rows, gemm_depth_factor(hw, mats, per_token))
                              + ffn_kernels * hw.efficiency.matmul_latency_s))
         small = elementwise.ffn_kernels(block, d)
         if plan is not None:
@@ -351,6 +354,7 @@ def prefill_time(spec: ModelSpec, hw: HardwareProfile, prompt: ArrayLike, cached
 
 
 def _weight_read_time(spec: ModelSpec, hw: HardwareProfile, p: Precision) -> float:
-    from costsim.families.model_costs import param_counts
 
-    return param_counts(spec).total * p.weight_bytes / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)
+    from costsim.families.model_costs import weight_bytes
+
+    return weight_bytes(spec, p) / (hw.bandwidth_bytes_s * hw.efficiency.memory_max)

@@ -104,7 +104,7 @@ def predict(r: dict[str, Any], engine: Any = None, hardware: Any = None) -> tupl
         layout = _layout_text(r["layout"])
         device = hardware if hardware is not None else load_hardware(r["hardware"])
         row = serve(load_model(r["model"]), device,
-                    Deployment(weights=r["weight_dtype"], kv_cache=r["kv_dtype"]),
+                    Deployment(weights=r["weight_dtype"], kv_cache=r["kv_dtype"], experts=r.get("expert_dtype")),
                     parse_layout(layout) if layout else Layout(),
                     step_loop_engine(engine if engine is not None else r["engine"], "serve"), work,
                     _speculative(r))[0]

@@ -97,7 +97,7 @@ def cost(f: FFNBlock, d: int, tokens: ArrayLike, p: Precision) -> Cost:
         return base + Cost.of(flops_vector=tokens * _act_flops(f.intermediate_size, f.activation))
     shared = gemm_cost(tokens, _always_on_matrices(f, d), p.weight_bytes, p.act_bytes)
     expert_mats = mlp_matrices(d, f.expert_intermediate_size, f.activation)
-    routed = gemm_cost(tokens * f.top_k, expert_mats, p.weight_bytes, p.act_bytes)
+    routed = gemm_cost(tokens * f.top_k, expert_mats, p.expert_weight_bytes, p.act_bytes)
     touched = expected_experts_touched(f.num_experts, f.top_k, tokens)
     vector = tokens * (
         f.top_k * _act_flops(f.expert_intermediate_size, f.activation)
@@ -107,6 +107,6 @@ def cost(f: FFNBlock, d: int, tokens: ArrayLike, p: Precision) -> Cost:
     return shared + Cost.of(
         flops_matrix=routed.flops_matrix,
         flops_vector=vector,
-        bytes_weights=touched * expert_params(f, d) * p.weight_bytes,
+        bytes_weights=touched * expert_params(f, d) * p.expert_weight_bytes,
         bytes_activations=routed.bytes_activations,
     )

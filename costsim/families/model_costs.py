@@ -157,5 +157,17 @@ def decode_cost(
     return ModelCost(total=_sum_kinds(by_kind), by_kind=by_kind)
 
 
+def routed_expert_params(spec: ModelSpec) -> int:
+    """Parameters of the routed experts (every expert, touched or not): the part `Precision.experts` stores."""
+    d = spec.hidden_size
+    return sum(count * block.num_experts * ffn_family.expert_params(block, d)
+               for block, count in spec.ffn_groups if isinstance(block, ffn_family.MoEFFN))
+
+
 def weight_bytes(spec: ModelSpec, p: Precision = DEFAULT_PRECISION) -> float:
-    return param_counts(spec).total * p.weight_bytes
+    """Bytes of every weight: the routed experts at `p.experts` where it is set, the rest at `p.weights`."""
+    total = param_counts(spec).total
+    if p.experts is None:
+        return total * p.weight_bytes
+    routed = routed_expert_params(spec)
+    return (total - routed) * p.weight_bytes + routed * p.expert_weight_bytes

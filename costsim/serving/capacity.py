@@ -25,7 +25,7 @@ SECONDS_PER_HOUR = 3600.0
 
 
 def usable_cache_bytes(spec: ModelSpec, hw: HardwareProfile, dep: Deployment) -> float:
-    weights = mc.param_counts(spec).total * dep.precision.weight_bytes
+    weights = mc.weight_bytes(spec, dep.precision)
     return hw.memory_bytes * dep.devices * (1.0 - dep.memory_reserve_fraction) - weights
 
 
@@ -97,7 +97,7 @@ def estimate(spec: ModelSpec, hw: HardwareProfile, dep: Deployment, context: int
         "batch": int(b),
         "params_total": counts.total,
         "params_active": counts.active,
-        "weight_bytes": counts.total * p.weight_bytes,
+        "weight_bytes": mc.weight_bytes(spec, p),
         "cache_bytes_per_sequence": point["cache_bytes_per_sequence"],
         "cache_bytes_by_kind": {k: float(v) for k, v in mc.cache_bytes_by_kind(spec, context, p).items()},
         "prefill_flops": float(mc.prefill_cost(spec, context, 0, 1, p).total.flops),

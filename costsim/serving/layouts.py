@@ -71,7 +71,7 @@ class Replica:
         blocks, order = pipeline_stages(spec, layout.pp)
         self.stages = [shard_model(spec, layout, block) for block in blocks]
         self.p = dep.precision
-        per_position = stage_weight_bytes(self.stages, order, self.p.weight_bytes)
+        per_position = stage_weight_bytes(self.stages, order, self.p)
         self.weights = max(per_position)
         reserve_budget = hw.memory_bytes * (1.0 - dep.memory_reserve_fraction)
         # per distinct block, the memory left on the fullest device that runs it (the first and last

@@ -69,7 +69,7 @@ def _smaller_dtype_hint(spec: ModelSpec, dep: Deployment, context: int) -> str:
     """fp8 for whichever of the weights and one sequence's cache is larger, if it is not already 8-bit or less."""
     from costsim.families import model_costs as mc
 
-    weights = mc.param_counts(spec).total * dep.precision.weight_bytes
+    weights = mc.weight_bytes(spec, dep.precision)
     cache = float(mc.cache_bytes(spec, float(context), dep.precision))
     if weights >= cache:
         return " or --weight-dtype fp8" if dep.weights in ("bf16", "fp16", "fp32") else ""

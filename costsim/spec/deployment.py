@@ -16,6 +16,8 @@ class Deployment(BaseModel):
     weights: DtypeName = "bf16"
     kv_cache: DtypeName = "bf16"
     state: DtypeName = "fp32"
+    experts: DtypeName | None = Field(None, description="routed experts' weights where they differ from `weights` "
+                                      "(gpt-oss ships MXFP4 experts beside bf16 attention)")
     devices: Devices = Field(1, description="single device for now; multi-device layouts come later")
     memory_reserve_fraction: float = Field(0.10, ge=0, lt=1, description="activations, runtime, fragmentation")
     prefill_chunk_tokens: Tokens = Field(8192, description="chunked prefill: tokens per forward step")
@@ -26,4 +28,4 @@ class Deployment(BaseModel):
 
     @property
     def precision(self) -> Precision:
-        return Precision(weights=self.weights, kv_cache=self.kv_cache, state=self.state)
+        return Precision(weights=self.weights, kv_cache=self.kv_cache, state=self.state, experts=self.experts)

@@ -44,10 +44,20 @@ class Precision(BaseModel):
     kv_cache: DtypeName = "bf16"
     state: DtypeName = "fp32"
     activations: DtypeName = "bf16"
+    experts: DtypeName | None = None  # routed experts' weights where a checkpoint stores them apart (gpt-oss: mxfp4)
 
     @property
     def weight_bytes(self) -> float:
         return DTYPE_BYTES[self.weights]
+
+    @property
+    def expert_dtype(self) -> str:
+        """The routed experts' weight type: `experts` where given, else `weights`."""
+        return self.experts or self.weights
+
+    @property
+    def expert_weight_bytes(self) -> float:
+        return DTYPE_BYTES[self.expert_dtype]
 
     @property
     def kv_bytes(self) -> float:
