@@ -41,6 +41,11 @@ def test_report_has_every_section_with_data():
 def test_report_notes_devices_that_were_never_measured():
     page, _ = build_report(["llama-3.1-8b"], ["b200"], None, np.geomspace(1024, 1e5, 6), samples=10)
     assert "never measured" in page and "docs/validation.md gives that figure" in page
+    # its kernels were never measured here, but its published records give it a band, and the page says so
+    from costsim.inputs.hardware import load_hardware
+
+    label = load_hardware("b200").calibration.label()
+    assert "Error bands" in page and label in page
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (.ci/run installs Debian's chromium)")
