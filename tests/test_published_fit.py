@@ -143,3 +143,18 @@ def test_bad_published_input_is_one_line(tmp_path, capsys):
     assert "no such published-measurement file" in capsys.readouterr().err
     assert main(["calibrate"]) == 2
     assert "give the measurement .jsonl files" in capsys.readouterr().err
+
+
+def test_calibrate_published_prints_each_device(tmp_path, capsys):
+    from costsim.cli import main
+
+    records = [r for r in read_published(data_dir("measurements") / "published" / "nvidia.jsonl")
+               if r["hardware"] == "gb200" and predict(r)[0] is not None][:4]
+    path = tmp_path / "few.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["calibrate", "--published", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "gb200" in out and "blackwell" in out and "held-out errors" in out
+    assert main(["calibrate", "--published", str(path), "-f", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)["devices"]["gb200"]["calibration"]["status"]
+    assert status in ("published", "datasheet")

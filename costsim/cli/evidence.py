@@ -227,13 +227,16 @@ def _calibrate_published(files: list[str], write: bool, fmt: Format, output: str
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.1%}"
 
-    rows = [[name, d["calibration"].status, d["records"], d["calibration"].sources, f"{d['scale']:.3f}",
-             f"{d['step_s'] * 1e3:.2f}", pct(d.get("before_median_abs")), pct(d.get("fit_median_abs")),
+    def steps(by_engine: dict[str, float]) -> str:
+        return ", ".join(f"{e} {o * 1e3:.1f}" for e, o in sorted(by_engine.items()) if o > 0) or "0"
+
+    rows = [[name, d.get("family", "-"), d["calibration"].status, d["records"], d["calibration"].sources,
+             f"{d['scale']:.3f}", steps(d["step_s"]), pct(d.get("before_median_abs")), pct(d.get("fit_median_abs")),
              pct(d["calibration"].error_band)] for name, d in result["devices"].items()]
-    text = dumps_table(["device", "status", "records", "sources", "time scale", "step ms", "before", "fitted",
-                        "held out"], rows, title="published serving records: each device's fit (median |error|; "
-                                             "held out: leave-one-source-out, or no fit saw them)"
-                                             + (" (written)" if write else ""))
+    text = dumps_table(["device", "fitted with", "status", "records", "sources", "time scale", "step ms by engine",
+                        "before", "fitted", "band"], rows,
+                       title="published serving records: each device's fit (median |error|; band: leave-one-source-"
+                             "out, or the kernel model where no terms are applied)" + (" (written)" if write else ""))
     summary = result["summary"]
     held = [["all", "", summary["overall"].get("count", 0), pct(summary["overall"].get("median_abs")),
              pct(summary["overall"].get("p90_abs")), pct(summary["overall"].get("median_signed"))]]
