@@ -57,8 +57,20 @@ def gpu_header(gpu_name: str, hardware: str, argv: list[str], quick: bool, **ext
              compute_capability=f"{props.major}.{props.minor}", sm_count=props.multi_processor_count,
              memory_bytes=props.total_memory, triton=_version("triton"), fla=_version("fla"),
              date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             command=" ".join([sys.executable, *argv]), mode="quick" if quick else "full", **extra)
+             command=portable_command(argv), mode="quick" if quick else "full", **extra)
     return h
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command line as it reads from a checkout: `python3`, then the arguments with every absolute path
+    (the machine's own interpreter, output folders) cut to its file name, so a record names no local path."""
+    def plain(arg: str) -> str:
+        key, sep, value = arg.partition("=")
+        if sep and os.path.isabs(value):
+            return f"{key}={os.path.basename(value)}"
+        return os.path.basename(arg) if os.path.isabs(arg) else arg
+
+    return " ".join(["python3", *(plain(a) for a in argv)])
 
 
 def common_parser(doc: str, full_deadline_s: float, only: list[str]) -> argparse.ArgumentParser:
