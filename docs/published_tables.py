@@ -25,17 +25,9 @@ def _pct(x: float | None) -> str:
 
 
 def fit() -> dict[str, Any]:
-    from costsim.evidence.published import read_published
-    from costsim.evidence.published_fit import calibrate_published, write_calibration
-    from costsim.inputs.measurements import expand_paths
+    from costsim.evidence.published_fit import calibrate_files
 
-    records = [r for p in expand_paths([str(RESULT.parent)]) for r in read_published(p)]
-    result = calibrate_published(records)
-    for name, device in result["devices"].items():
-        write_calibration(ROOT / "hardware_profiles" / f"{name}.toml", device)
-    devices = {name: {**{k: v for k, v in d.items() if k != "calibration"},
-                      "calibration": d["calibration"].model_dump()} for name, d in result["devices"].items()}
-    stored = {"records": len(records), "devices": devices, "summary": result["summary"]}
+    stored = calibrate_files([str(RESULT.parent)], write=True)
     RESULT.write_text(json.dumps(stored, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return stored
 

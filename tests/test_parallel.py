@@ -18,6 +18,7 @@ from costsim.serving.capacity import estimate
 from costsim.serving.layouts import evaluate_layout
 from costsim.serving.plan import plan
 from costsim.spec.deployment import Deployment
+from costsim.spec.dtypes import Precision
 from costsim.spec.layout import Layout, parse_layout
 
 
@@ -65,7 +66,7 @@ def test_pipeline_stages_hold_the_embedding_and_head_only_at_the_ends(h100):
     assert r["weight_bytes_per_device"] == 2 * (8 * layer + matrix + 4096)
     blocks, order = pipeline_stages(spec, 4)
     stages = [shard_model(spec, Layout(pp=4), b) for b in blocks]
-    per_stage = stage_weight_bytes(stages, order, 2.0)
+    per_stage = stage_weight_bytes(stages, order, Precision(weights="bf16"))
     assert per_stage == [2 * (8 * layer + matrix), 2 * 8 * layer, 2 * 8 * layer, 2 * (8 * layer + matrix + 4096)]
     assert sum(per_stage) == 2 * 8_030_261_248  # every parameter once, none twice
 
@@ -78,7 +79,8 @@ def test_tied_embeddings_are_held_by_both_ends_of_a_pipeline():
         blocks, order = pipeline_stages(spec, pp)
         stages = [shard_model(spec, Layout(pp=pp), b) for b in blocks]
         # the first stage's embedding and the last stage's head are one matrix in the model, two copies here
-        assert sum(stage_weight_bytes(stages, order, 1.0)) == total + spec.vocab_size * spec.hidden_size
+        one_byte = Precision(weights="fp8")
+        assert sum(stage_weight_bytes(stages, order, one_byte)) == total + spec.vocab_size * spec.hidden_size
 
 
 def test_one_device_layout_is_the_single_device_engine(h100):

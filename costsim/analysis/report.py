@@ -256,14 +256,15 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
     from costsim.serving.frontier import frontier
 
     served_by = engine if engine is not None else load_engine(None)
-    front = frontier(specs[0], [load_hardware(h, usd_per_hour=price) for h in hardware], dep, served_by,
+    devices = [load_hardware(h, usd_per_hour=price) for h in hardware]
+    front = frontier(specs[0], devices, dep, served_by,
                      1024, 1024, min(max_devices, 8))
     if any(h.get("frontier") for h in front["hardware"]):
         figures.append(("Frontier", frontier_figure(front),
                         f"{specs[0].name} served by {served_by.display_name}, 1k in / 1k out: output tokens/s per "
                         "device against tokens/s per user over layouts up to 8 devices and concurrency levels; hover "
                         "for layout, users and $/Mtok (docs/serving.md)."))
-    validation, note = _validation([load_hardware(h).name for h in hardware])
+    validation, note = _validation([hw.name for hw in devices])
     if validation is not None:
         figures.append(("Accuracy", validation, note or "Every committed measurement of these devices."))
     title = f"costsim report: {', '.join(models)} on {', '.join(hardware)}"
@@ -273,7 +274,7 @@ def build_report(models: list[str], hardware: list[str], scenario: str | None = 
         sections.append(f"<section><h2>{html.escape(name)}</h2><p>{html.escape(caption)}</p>{div}</section>")
     if validation is None and note:
         sections.append(f"<section><h2>Accuracy</h2><p>{html.escape(note)}</p></section>")
-    bands = "; ".join(f"{hw_.name}: {hw_.calibration.label()}" for hw_ in (load_hardware(h) for h in hardware))
+    bands = "; ".join(f"{hw.name}: {hw.calibration.label()}" for hw in devices)
     sections.append(f"<section><h2>Error bands</h2><p>Every time and dollar figure above carries its device's "
                     f"error band against evidence its fit did not see (docs/hardware.md): {html.escape(bands)}."
                     "</p></section>")

@@ -33,6 +33,7 @@ METRICS = ("usd_per_mtok_output", "usd_per_mtok_input", "usd_per_mtok_cached_inp
 class SweepResult:
     contexts: np.ndarray
     series: list[dict[str, Any]] = field(default_factory=list)  # model, hardware, and one array per metric
+    profiles: dict[str, Any] = field(default_factory=dict)  # hardware name -> the profile its series ran on
 
     def columns(self) -> dict[str, np.ndarray]:
         """Long format: one row per (model, hardware, context)."""
@@ -105,6 +106,7 @@ def sweep(models: list[str], hardware: list[str], contexts: np.ndarray, dep: Dep
     result = SweepResult(contexts=contexts)
     specs = [load_model(m) for m in models]
     profiles = [load_hardware(h, usd_per_hour=price) for h in hardware]
+    result.profiles = {hw.name: hw for hw in profiles}
     if layout is not None or plan_auto:
         if batch is not None and chosen_layout:
             raise CostsimError("--batch: with --layout or --plan auto the batch is the largest that fits; drop it")
@@ -198,12 +200,10 @@ def compare(model: str, hardware: list[str], context: int, dep: Deployment | Non
     not hold the model, the cheapest layout that does, unless `single_device`)."""
     result = sweep([model], hardware, np.array([float(context)]), dep, None, price, layout, plan_auto, max_devices,
                    engine, single_device)
-    named = hardware_names() if hardware == ["all"] else hardware
-    profiles = {hw.name: hw for hw in (load_hardware(h, usd_per_hour=price) for h in named)}
     rows = []
     for s in result.series:
         rows.append({"model": s["model"], "hardware": s["hardware"], "context_tokens": context,
                      **{k: (v if k == "reason" else np.asarray(v).item()) for k, v in s.items()
                         if k not in ("model", "hardware")},
-                     **profiles[s["hardware"]].evidence_fields()})
+                     **result.profiles[s["hardware"]].evidence_fields()})
     return rows

@@ -206,22 +206,13 @@ def bench_model_step(
 
 def _calibrate_published(files: list[str], write: bool, fmt: Format, output: str | None) -> None:
     """`costsim calibrate --published`: every device's fit on its published records, and the held-out error."""
-    from costsim.evidence.published import read_published
-    from costsim.evidence.published_fit import calibrate_published, write_calibration
+    from costsim.evidence.published_fit import calibrate_files
     from costsim.inputs.data import data_dir
-    from costsim.inputs.measurements import expand_paths
     from costsim.output.formats import dumps_json, dumps_table
 
-    paths = expand_paths(files or [str(data_dir("measurements") / "published")])
-    result = calibrate_published([r for path in paths for r in read_published(path)])
-    if write:
-        for name, device in result["devices"].items():
-            write_calibration(data_dir("hardware_profiles") / f"{name}.toml", device)
-    shown = {"devices": {name: {**{k: v for k, v in d.items() if k != "calibration"},
-                                "calibration": d["calibration"].model_dump()}
-                         for name, d in result["devices"].items()}, "summary": result["summary"]}
+    result = calibrate_files(files or [str(data_dir("measurements") / "published")], write)
     if fmt is not Format.table:
-        _write(dumps_json(shown), output)
+        _write(dumps_json({k: result[k] for k in ("devices", "summary")}), output)
         return
 
     def pct(x: float | None) -> str:
@@ -230,9 +221,9 @@ def _calibrate_published(files: list[str], write: bool, fmt: Format, output: str
     def steps(by_engine: dict[str, float]) -> str:
         return ", ".join(f"{e} {o * 1e3:.1f}" for e, o in sorted(by_engine.items()) if o > 0) or "0"
 
-    rows = [[name, d.get("family", "-"), d["calibration"].status, d["records"], d["calibration"].sources,
+    rows = [[name, d.get("family", "-"), d["calibration"]["status"], d["records"], d["calibration"]["sources"],
              f"{d['scale']:.3f}", steps(d["step_s"]), pct(d.get("before_median_abs")), pct(d.get("fit_median_abs")),
-             pct(d["calibration"].error_band)] for name, d in result["devices"].items()]
+             pct(d["calibration"]["error_band"])] for name, d in result["devices"].items()]
     text = dumps_table(["device", "fitted with", "status", "records", "sources", "time scale", "step ms by engine",
                         "before", "fitted", "band"], rows,
                        title="published serving records: each device's fit (median |error|; band: leave-one-source-"

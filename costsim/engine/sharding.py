@@ -124,15 +124,12 @@ def pipeline_stages(spec: ModelSpec, pp: int) -> tuple[list[list[Layer]], list[i
     return blocks, order
 
 
-def stage_weight_bytes(stages: list[ModelSpec], order: list[int], p: Precision | float) -> list[float]:
+def stage_weight_bytes(stages: list[ModelSpec], order: list[int], p: Precision) -> list[float]:
     """Weights on one device of each pipeline stage, in pipeline order. The token embedding lives on the
     first stage, the final norm and the LM head on the last (with tied embeddings each end holds its own
     copy of the matrix once pp > 1, as Megatron-style pipelines do); a single stage holds everything."""
-    # a plain number is bytes per weight, every weight alike; a Precision may store the routed experts apart
-    weight_bytes, expert_bytes = (float(p), float(p)) if not isinstance(p, Precision) else \
-        (p.weight_bytes, p.expert_weight_bytes)
     if len(order) == 1:
-        return [_split_bytes(stages[0], mc.param_counts(stages[0]).total, weight_bytes, expert_bytes)]
+        return [mc.weight_bytes(stages[0], p)]
     out = []
     last = len(order) - 1
     for position, index in enumerate(order):
@@ -141,16 +138,8 @@ def stage_weight_bytes(stages: list[ModelSpec], order: list[int], p: Precision |
         matrix = st.vocab_size * st.hidden_size  # one vocabulary matrix, already divided by tp
         params = counts.total - counts.embedding - st.final_norm_params
         params += matrix * ((position == 0) + (position == last)) + st.final_norm_params * (position == last)
-        out.append(_split_bytes(st, params, weight_bytes, expert_bytes))
+        out.append(mc.weight_bytes(st, p, params))
     return out
-
-
-def _split_bytes(stage: ModelSpec, params: float, weight_bytes: float, expert_bytes: float) -> float:
-    """`params` weights of a stage, its routed experts at `expert_bytes` each where that differs."""
-    if expert_bytes == weight_bytes:
-        return params * weight_bytes
-    routed = mc.routed_expert_params(stage)
-    return (params - routed) * weight_bytes + routed * expert_bytes
 
 
 def shard_model(spec: ModelSpec, layout: Layout, layers: list[Layer] | None = None) -> ModelSpec:

@@ -209,6 +209,24 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"devices": devices, "summary": summary}
 
 
+def calibrate_files(paths: list[str], write: bool = False) -> dict[str, Any]:
+    """`costsim calibrate --published`: the published records of `paths` (files or folders) fitted, and with
+    `write` each device's terms and calibration stored in its profile; the result as plain data (records,
+    devices with their calibration as a dict, summary)."""
+    from costsim.evidence.published import read_published
+    from costsim.inputs.data import data_dir
+    from costsim.inputs.measurements import expand_paths
+
+    records = [r for path in expand_paths(paths) for r in read_published(path)]
+    result = calibrate_published(records)
+    if write:
+        for name, device in result["devices"].items():
+            write_calibration(data_dir("hardware_profiles") / f"{name}.toml", device)
+    devices = {name: {**{k: v for k, v in d.items() if k != "calibration"},
+                      "calibration": d["calibration"].model_dump()} for name, d in result["devices"].items()}
+    return {"records": len(records), "devices": devices, "summary": result["summary"]}
+
+
 def write_calibration(path: Path, device: dict[str, Any]) -> None:
     """Store a device's two fitted terms in its profile's [efficiency] table and its [calibration] table,
     in place; the rest of the file is kept as it is."""

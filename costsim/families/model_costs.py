@@ -164,9 +164,10 @@ def routed_expert_params(spec: ModelSpec) -> int:
                for block, count in spec.ffn_groups if isinstance(block, ffn_family.MoEFFN))
 
 
-def weight_bytes(spec: ModelSpec, p: Precision = DEFAULT_PRECISION) -> float:
-    """Bytes of every weight: the routed experts at `p.experts` where it is set, the rest at `p.weights`."""
-    total = param_counts(spec).total
+def weight_bytes(spec: ModelSpec, p: Precision = DEFAULT_PRECISION, params: float | None = None) -> float:
+    """Bytes of every weight (or of `params` of them that include all the routed experts, as a pipeline
+    stage's do): the routed experts at `p.experts` where it is set, the rest at `p.weights`."""
+    total = param_counts(spec).total if params is None else params
     if p.experts is None:
         return total * p.weight_bytes
     routed = routed_expert_params(spec)
