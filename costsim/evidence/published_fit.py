@@ -31,7 +31,8 @@ from costsim.evidence.published import fitted_on, predict
 from costsim.inputs.hardware import load_hardware
 from costsim.spec.hardware import Calibration, HardwareProfile
 
-SCALES = np.geomspace(0.4, 2.5, 33)  # 5.9% apart, 1.0 in the middle
+SCALES = np.geomspace(0.4, 2.5, 33)  # 5.9% apart
+assert 1.0 in SCALES  # the middle candidate is no correction, which every fit is compared with
 STEPS_S = (0.0, 0.5e-3, 1e-3, 2e-3)
 MEASURED = ("h100-sxm", "h200")  # devices costsim's own microbenchmark fitted
 # devices of one architecture share the two terms, so a source of one checks the fit of another
@@ -126,15 +127,16 @@ def _pairs(rows: list[dict[str, Any]], log_errors: np.ndarray) -> list[tuple[dic
 
 
 def _band(pairs: list[tuple[dict[str, Any], float]]) -> float | None:
-    return float(np.median([abs(e) for _, e in pairs])) if pairs else None
+    """Median |error| of (record, error) pairs; None where there are none."""
+    return _stats([e for _, e in pairs]).get("median_abs")
 
 
 def _median_abs(log_errors: np.ndarray) -> float | None:
-    e = np.expm1(log_errors[np.isfinite(log_errors)])
-    return float(np.median(np.abs(e))) if e.size else None
+    """Median |error| of log errors (NaN: not predicted); None where none is finite."""
+    return _stats(np.expm1(log_errors[np.isfinite(log_errors)])).get("median_abs")
 
 
-def _stats(errors: list[float]) -> dict[str, Any]:
+def _stats(errors: Any) -> dict[str, Any]:
     e = np.asarray(errors, dtype=np.float64)
     if not e.size:
         return {"count": 0}
@@ -153,10 +155,9 @@ def calibrate_published(records: list[dict[str, Any]]) -> dict[str, Any]:
     fits: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     pooled: list[tuple[dict[str, Any], float]] = []
     for name, rows in sorted(by_device.items()):
-        hw = load_hardware(name)
         if name in MEASURED:
             held = [r for r in rows if not fitted_on(r)]
-            errors = _pairs(held, _log_errors(held, hw))
+            errors = _pairs(held, _log_errors(held, load_hardware(name)))
             band = _band(errors)
             cal = Calibration(status="measured", records=len(errors), sources=len({r["source"] for r, _ in errors}),
                               error_band=band, evidence="kernel model fitted on costsim's own microbenchmark of "
